@@ -1,0 +1,225 @@
+"""Throughput and latency of the threaded runner against baselines measured in the same run.
+
+Run with ``python3 dev.py bench`` (or ``python benchmarks/bench.py``); never run by CI. Prints
+one line per figure: ours, the baseline, and their ratio, with the issue's target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import queue
+import statistics
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+
+from pipeline_executor import Pipeline
+
+N_SMALL = 200_000
+
+
+def numbers(n: int) -> Iterator[int]:
+    yield from range(n)
+
+
+def add_one(xs: Iterable[int]) -> Iterator[int]:
+    for x in xs:
+        yield x + 1
+
+
+def double(xs: Iterable[int]) -> Iterator[int]:
+    for x in xs:
+        yield x * 2
+
+
+def total(xs: Iterable[int]) -> int:
+    return sum(xs)
+
+
+def plain_chain(n: int) -> int:
+    return total(double(add_one(numbers(n))))
+
+
+_DONE = object()
+
+
+def queue_pipeline(n: int) -> int:
+    """The hand-written baseline: one thread per stage, ``queue.Queue`` between them."""
+    q1: queue.Queue[object] = queue.Queue(64)
+    q2: queue.Queue[object] = queue.Queue(64)
+    q3: queue.Queue[object] = queue.Queue(64)
+    result: list[int] = []
+
+    def drain(q: queue.Queue[object]) -> Iterator[int]:
+        while (item := q.get()) is not _DONE:
+            yield item  # type: ignore[misc]
+
+    def produce() -> None:
+        for x in numbers(n):
+            q1.put(x)
+        q1.put(_DONE)
+
+    def stage(fn: Callable[[Iterable[int]], Iterator[int]], a: queue.Queue[object],
+              b: queue.Queue[object]) -> None:
+        for x in fn(drain(a)):
+            b.put(x)
+        b.put(_DONE)
+
+    def sink() -> None:
+        result.append(total(drain(q3)))
+
+    threads = [
+        threading.Thread(target=produce),
+        threading.Thread(target=stage, args=(add_one, q1, q2)),
+        threading.Thread(target=stage, args=(double, q2, q3)),
+        threading.Thread(target=sink),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return result[0]
+
+
+def ours(n: int, buffer: int | None = None) -> int:
+    return (
+        Pipeline.source(numbers, buffer, n=n)
+        .then(add_one, buffer=buffer)
+        .then(double, buffer=buffer)
+        .sink(total)
+        .run()
+    )
+
+
+def best_of(repeat: int, fn: Callable[[], object]) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def small_items(repeat: int) -> None:
+    n = N_SMALL
+    expected = plain_chain(n)
+    assert ours(n) == expected == queue_pipeline(n)
+    plain = best_of(repeat, lambda: plain_chain(n)) / n * 1e6
+    hand = best_of(repeat, lambda: queue_pipeline(n)) / n * 1e6
+    mine = best_of(repeat, lambda: ours(n)) / n * 1e6
+    print(f"small items ({n:,} ints, 3 hops), us/item:")
+    print(f"  plain generator chain   {plain:6.2f}")
+    print(f"  threads + queue.Queue   {hand:6.2f}")
+    print(f"  pipeline_executor       {mine:6.2f}   target <= 2.00; "
+          f"{hand / mine:.1f}x faster than queue.Queue (target >= 6x)")
+
+
+def buffer_sweep(repeat: int) -> None:
+    n = N_SMALL
+    print("small items by buffer size, us/item:")
+    results = {}
+    for buffer in (16, 64, 256, 512, 1024, 2048, 4096, 8192, 16384):
+        results[buffer] = best_of(repeat, lambda b=buffer: ours(n, b)) / n * 1e6
+    best = min(results.values())
+    for buffer, t in results.items():
+        print(f"  buffer={buffer:<5} {t:6.2f}  ({t / best:.2f}x the best)")
+
+
+def sleeper(xs: Iterable[int]) -> Iterator[int]:
+    for x in xs:
+        time.sleep(0.002)
+        yield x
+
+
+def io_bound(repeat: int) -> None:
+    n = 2000
+    ideal = n * 0.002 / 16
+
+    def run() -> None:
+        got = Pipeline.source(numbers, n=n).then(sleeper, threads=16).sink(total).run()
+        assert got == sum(range(n))
+
+    actual = best_of(repeat, run)
+    print(f"I/O: {n} items x 2 ms sleep on 16 threads: {actual:.3f} s, "
+          f"efficiency {ideal / actual:.3f} (ideal {ideal:.3f} s; target >= 0.93)")
+
+
+def blobs(n: int) -> Iterator[bytes]:
+    blob = b"x" * (1 << 20)
+    for _ in range(n):
+        yield blob
+
+
+def digest(blobs: Iterable[bytes]) -> Iterator[bytes]:
+    for blob in blobs:
+        yield hashlib.sha256(blob).digest()
+
+
+def count(items: Iterable[bytes]) -> int:
+    return sum(1 for _ in items)
+
+
+def gil_free(repeat: int) -> None:
+    n = 400
+
+    def run(threads: int) -> float:
+        return best_of(repeat, lambda: Pipeline.source(blobs, n=n).then(
+            digest, threads=threads).sink(count).run())
+
+    one, two = run(1), run(2)
+    print(f"GIL-free CPU: {n} x 1 MiB sha256: 1 thread {one:.3f} s, 2 threads {two:.3f} s, "
+          f"speed-up {one / two:.2f}x (target >= 1.85x)")
+
+
+class _Boom(Exception):
+    pass
+
+
+def endless() -> Iterator[int]:
+    n = 0
+    while True:
+        yield n
+        n += 1
+
+
+def error_latency(repeat: int) -> None:
+    raised_at: list[float] = []
+
+    def explode(xs: Iterable[int]) -> Iterator[int]:
+        for x in xs:
+            if x == 1000:
+                raised_at.append(time.perf_counter())
+                raise _Boom
+            yield x
+
+    latencies = []
+    for _ in range(max(repeat, 20)):
+        try:
+            Pipeline.source(endless).then(explode).sink(count).run()
+        except _Boom:
+            latencies.append(time.perf_counter() - raised_at.pop())
+    print(f"error latency (raise at item 1,000 -> caller's except): median "
+          f"{statistics.median(latencies) * 1e3:.3f} ms, max {max(latencies) * 1e3:.3f} ms "
+          f"over {len(latencies)} runs (target < 2 ms)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeat", type=int, default=5, help="best of this many runs")
+    parser.add_argument("--only", choices=["small", "sweep", "io", "cpu", "error"])
+    args = parser.parse_args()
+    figures = {
+        "small": small_items,
+        "sweep": buffer_sweep,
+        "io": io_bound,
+        "cpu": gil_free,
+        "error": error_latency,
+    }
+    for name, figure in figures.items():
+        if args.only in (None, name):
+            figure(args.repeat)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""pipeline_executor: concurrent streaming pipelines from plain generator functions.
+
+>>> from collections.abc import Iterable, Iterator
+>>> from pipeline_executor import Pipeline
+>>> def numbers(n: int) -> Iterator[int]:
+...     yield from range(n)
+>>> def square(xs: Iterable[int]) -> Iterator[int]:
+...     for x in xs:
+...         yield x * x
+>>> Pipeline.source(numbers, n=5).then(square, threads=2).sink(sum).run()
+30
+"""
+
+from ._builder import Pipeline as Pipeline
+from ._builder import RunnablePipeline as RunnablePipeline
+from ._compat import PipelineTask as PipelineTask
+from ._compat import execute as execute
+from ._errors import InactivityError as InactivityError
+from ._errors import PipelineDefinitionError as PipelineDefinitionError
+from ._errors import PipelineError as PipelineError
+from ._errors import PipelineTypeError as PipelineTypeError
+
+__all__ = [
+    "InactivityError",
+    "Pipeline",
+    "PipelineDefinitionError",
+    "PipelineError",
+    "PipelineTask",
+    "PipelineTypeError",
+    "RunnablePipeline",
+    "execute",
+]
+
+
+
+def _fix_module_names() -> None:
+    # Tracebacks and reprs say pipeline_executor.Pipeline, not pipeline_executor._builder.
+    for name in __all__:
+        globals()[name].__module__ = __name__
+
+
+_fix_module_names()

@@ -1,0 +1,220 @@
+"""The typed, immutable, fluent builder: ``Pipeline.source(...).then(...).sink(...)``.
+
+Every method validates its arguments and returns a new object, so a partial pipeline can be
+shared and extended in several ways. Nothing runs until the pipeline is iterated or ``run()``;
+then the stages are handed to a backend (:class:`~pipeline_executor._runner.ThreadBackend`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Concatenate, Generic, ParamSpec, TypeVar, cast
+
+from ._errors import PipelineDefinitionError
+from ._runner import THREADS
+from ._stages import Backend, Role, StageSpec, make_stage
+from ._typecheck import check_stage
+
+__all__ = ["Pipeline", "RunnablePipeline"]
+
+T_co = TypeVar("T_co", covariant=True)
+R_co = TypeVar("R_co", covariant=True)
+U = TypeVar("U")
+R = TypeVar("R")
+P = ParamSpec("P")
+
+
+def _check_timeout(value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise PipelineDefinitionError(
+            "pipeline", f"inactivity_timeout must be a number > 0 or None, got {value!r}"
+        )
+    return float(value)
+
+
+def _iterate_items(items: Iterable[U]) -> Iterator[U]:
+    yield from items
+
+
+class Pipeline(Generic[T_co]):
+    """A pipeline that yields items of type ``T_co``: a source and zero or more stages.
+
+    Build one with :meth:`source` or :meth:`from_iterable`, add stages with :meth:`then`, and
+    either iterate it (items arrive in the caller's thread) or end it with :meth:`sink` and
+    :meth:`RunnablePipeline.run`. Each call returns a new pipeline; nothing starts until then.
+
+    >>> def numbers(n: int) -> Iterator[int]:
+    ...     yield from range(n)
+    >>> def double(xs: Iterable[int]) -> Iterator[int]:
+    ...     for x in xs:
+    ...         yield 2 * x
+    >>> list(Pipeline.source(numbers, n=4).then(double))
+    [0, 2, 4, 6]
+    """
+
+    __slots__ = ("_backend", "_stages")
+
+    def __init__(self, stages: tuple[StageSpec, ...], backend: Backend = THREADS) -> None:
+        """Use :meth:`source` or :meth:`from_iterable`; this constructor is internal."""
+        self._stages = stages
+        self._backend = backend
+
+    def __repr__(self) -> str:
+        return _describe(self._stages)
+
+    @classmethod
+    def source(
+        cls,
+        fn: Callable[P, Iterable[U]],
+        buffer: int | None = None,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> Pipeline[U]:
+        """Start a pipeline whose items come from ``fn(*args, **kwargs)``, run in one thread.
+
+        Args:
+            fn: a generator function (or any function returning an iterable).
+            buffer: the most items of this stage alive at once (being produced, waiting, or
+                held by the next stage); default ``max(64, threads)``.
+            *args: positional constants for ``fn``.
+            **kwargs: keyword constants for ``fn``.
+
+        Raises:
+            PipelineDefinitionError: a bad option, or constants that do not fit ``fn``.
+        """
+        stage = make_stage(fn, Role.SOURCE, 1, buffer=buffer, args=args, kwargs=kwargs)
+        check_stage(None, stage)
+        return Pipeline((stage,))
+
+    @classmethod
+    def from_iterable(cls, items: Iterable[U], buffer: int | None = None) -> Pipeline[U]:
+        """Start a pipeline whose items are ``items``, read in one thread.
+
+        Each run iterates ``items`` again: pass a collection, not a one-shot iterator, to run
+        the pipeline more than once.
+
+        Raises:
+            PipelineDefinitionError: a bad ``buffer``.
+        """
+        stage = make_stage(_iterate_items, Role.SOURCE, 1, buffer=buffer, args=(items,))
+        return Pipeline((stage,))
+
+    def then(
+        self,
+        fn: Callable[Concatenate[Iterator[T_co], P], Iterable[U]],
+        threads: int = 1,
+        buffer: int | None = None,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> Pipeline[U]:
+        """Add a stage: ``fn(items, *args, **kwargs)`` turns this pipeline's items into new ones.
+
+        Args:
+            fn: a generator function whose first parameter receives an iterator of items.
+            threads: how many instances of ``fn`` run at once, each in its own thread, each
+                item going to exactly one of them; their outputs merge, unordered if > 1.
+            buffer: the most items of this stage alive at once; ``>= threads``; default
+                ``max(64, threads)``.
+            *args: positional constants for ``fn``.
+            **kwargs: keyword constants for ``fn``.
+
+        Raises:
+            PipelineDefinitionError: a bad option, or constants that do not fit ``fn``.
+        """
+        stage = make_stage(
+            fn,
+            Role.STAGE,
+            len(self._stages) + 1,
+            threads=threads,
+            buffer=buffer,
+            args=args,
+            kwargs=kwargs,
+        )
+        check_stage(self._stages[-1], stage)
+        return Pipeline((*self._stages, stage), self._backend)
+
+    def sink(
+        self,
+        fn: Callable[Concatenate[Iterator[T_co], P], R],
+        threads: int = 1,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> RunnablePipeline[R]:
+        """End the pipeline with ``fn(items, *args, **kwargs)``; ``run()`` returns its value.
+
+        Args:
+            fn: a function that consumes its first parameter's items (not a generator).
+            threads: instances of ``fn`` at once; above 1, ``fn`` must be annotated ``-> None``.
+            *args: positional constants for ``fn``.
+            **kwargs: keyword constants for ``fn``.
+
+        Raises:
+            PipelineDefinitionError: a bad option, constants that do not fit ``fn``, a
+                generator function, or a multi-threaded sink not annotated ``-> None``.
+        """
+        stage = make_stage(
+            fn, Role.SINK, len(self._stages) + 1, threads=threads, args=args, kwargs=kwargs
+        )
+        check_stage(self._stages[-1], stage)
+        return RunnablePipeline((*self._stages, stage), self._backend)
+
+    def __iter__(self) -> Iterator[T_co]:
+        """Run the pipeline; its items arrive in the caller's thread.
+
+        Leaving the loop early (``break``, an exception, closing or dropping the iterator)
+        stops every stage and joins its threads.
+
+        Raises:
+            BaseException: whatever a stage raised, as itself, with a note naming the stage.
+        """
+        return self.iter()
+
+    def iter(self, *, inactivity_timeout: float | None = None) -> Iterator[T_co]:
+        """Like ``iter(pipeline)``, with options.
+
+        Args:
+            inactivity_timeout: if no item moves between any two stages for this many seconds
+                while the caller waits for an item, stop and raise :class:`InactivityError`.
+
+        Raises:
+            PipelineDefinitionError: a bad ``inactivity_timeout``.
+        """
+        timeout = _check_timeout(inactivity_timeout)
+        items = self._backend.iterate(self._stages, inactivity_timeout=timeout)
+        return cast(Iterator[T_co], items)
+
+
+class RunnablePipeline(Generic[R_co]):
+    """A complete pipeline, ended by a sink whose return value is of type ``R_co``."""
+
+    __slots__ = ("_backend", "_stages")
+
+    def __init__(self, stages: tuple[StageSpec, ...], backend: Backend = THREADS) -> None:
+        """Use :meth:`Pipeline.sink`; this constructor is internal."""
+        self._stages = stages
+        self._backend = backend
+
+    def __repr__(self) -> str:
+        return _describe(self._stages)
+
+    def run(self, *, inactivity_timeout: float | None = None) -> R_co:
+        """Run every stage to the end and return the sink's return value.
+
+        Args:
+            inactivity_timeout: if no item moves between any two stages for this many
+                seconds, stop and raise :class:`InactivityError`.
+
+        Raises:
+            PipelineDefinitionError: a bad ``inactivity_timeout``.
+            InactivityError: nothing moved for ``inactivity_timeout`` seconds.
+            BaseException: whatever a stage raised, as itself, with a note naming the stage;
+                a ``KeyboardInterrupt`` while waiting stops the pipeline and is re-raised.
+        """
+        timeout = _check_timeout(inactivity_timeout)
+        return cast(R_co, self._backend.run(self._stages, inactivity_timeout=timeout))
+
+
+def _describe(stages: tuple[StageSpec, ...]) -> str:
+    return "Pipeline." + ".".join(repr(stage) for stage in stages)

@@ -1,0 +1,92 @@
+"""Exceptions raised by pipeline_executor, and the one helper that annotates them.
+
+Hierarchy::
+
+    PipelineError                     base of every exception this library defines
+    ├── PipelineDefinitionError       bad options or constants (also a ValueError)
+    ├── PipelineTypeError             stages whose types do not fit (also a TypeError)
+    └── InactivityError               nothing moved for a while (also a TimeoutError)
+
+Errors raised *by a stage* are never wrapped: the caller receives the stage's own exception
+object, with its own type and traceback, and a note (PEP 678) naming the stage.
+
+Which failure is raised when several stages fail:
+
+1. The first failure recorded by the runner is the root cause; it is raised.
+2. Other failures that happened independently (raised by the stage's own code, not by our
+   shutdown of it) are listed in the root cause's notes, each with its stage.
+3. A failure caused by our own shutdown (an exception whose ``__context__`` chain contains the
+   cancellation we threw into the stage) is never reported: it is a consequence, not a cause.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import cast
+
+__all__ = [
+    "InactivityError",
+    "PipelineDefinitionError",
+    "PipelineError",
+    "PipelineTypeError",
+    "add_note",
+]
+
+
+def add_note(exc: BaseException, note: str) -> None:
+    """Attach ``note`` to ``exc``: ``add_note`` on 3.11+, a ``__notes__`` list before."""
+    if sys.version_info >= (3, 11):
+        exc.add_note(note)
+    else:  # pragma: no cover - exercised on 3.10 only
+        notes: object = getattr(exc, "__notes__", None)
+        if not isinstance(notes, list):
+            notes = []
+            exc.__notes__ = notes  # type: ignore[attr-defined]
+        cast("list[str]", notes).append(note)
+
+
+class PipelineError(Exception):
+    """Base class of every exception defined by pipeline_executor."""
+
+
+class PipelineDefinitionError(PipelineError, ValueError):
+    """A stage was given bad options or constants; raised when the pipeline is built.
+
+    Attributes:
+        stage: how the stage is named in messages, e.g. ``"stage 2 'parse' (then)"``.
+        problem: what is wrong, in words.
+    """
+
+    def __init__(self, stage: str, problem: str) -> None:
+        super().__init__(f"{stage}: {problem}")
+        self.stage = stage
+        self.problem = problem
+
+
+class PipelineTypeError(PipelineError, TypeError):
+    """Adjacent stages, or a stage and its constants, have types that do not fit.
+
+    Attributes:
+        stage: how the stage is named in messages.
+        problem: what is wrong, in words, with the expected and the found type.
+    """
+
+    def __init__(self, stage: str, problem: str) -> None:
+        super().__init__(f"{stage}: {problem}")
+        self.stage = stage
+        self.problem = problem
+
+
+class InactivityError(PipelineError, TimeoutError):
+    """No item moved between any two stages for ``timeout`` seconds; the pipeline was stopped.
+
+    Attributes:
+        timeout: the ``inactivity_timeout`` that was exceeded, in seconds.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__(
+            f"no item moved between any two stages for {timeout:g} s (inactivity_timeout); "
+            "the pipeline was stopped"
+        )
+        self.timeout = timeout

@@ -1,0 +1,188 @@
+"""What a pipeline is made of: frozen stage descriptions, their validation, and the backend seam.
+
+A :class:`StageSpec` is everything a backend needs to run one stage; a pipeline is a tuple of
+them, source first. Backends (threads today; processes and a distributed engine later) take
+that tuple and implement :class:`Backend`; the builder never needs to know which one runs it.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Protocol
+
+from . import _introspect
+from ._errors import PipelineDefinitionError
+
+__all__ = [
+    "DEFAULT_BUFFER",
+    "OPTION_NAMES",
+    "Backend",
+    "Role",
+    "StageSpec",
+    "make_stage",
+]
+
+DEFAULT_BUFFER = 64
+"""A stage's ``buffer`` when none is given is ``max(DEFAULT_BUFFER, threads)``.
+
+Chosen by ``benchmarks/bench.py``: on small items, larger buffers stop paying off past this
+size (see the README); items are rarely so large that 64 of them per stage hurt memory, and a
+stage with large items should set ``buffer`` to what it can afford.
+"""
+
+OPTION_NAMES = frozenset({"threads", "buffer"})
+"""Names that stage options take, so no stage parameter may be passed a constant by them."""
+
+
+class Role(enum.Enum):
+    """Where a stage stands in the pipeline; the value is the builder method that adds it."""
+
+    SOURCE = "source"
+    STAGE = "then"
+    SINK = "sink"
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One stage, validated: how to call it and how to run it.
+
+    Attributes:
+        fn: the user's function; called ``fn(items, *args, **kwargs)``, a source without items.
+        role: source, intermediate stage, or sink.
+        position: 1 for the source, then 2, 3, ...
+        name: the function's name, for messages and thread names.
+        threads: how many instances of ``fn`` run at once, each in its own thread.
+        buffer: the most output items alive at once; ``None`` for a sink, which has no output.
+        args: positional constants.
+        kwargs: keyword constants (read-only).
+    """
+
+    fn: Callable[..., object]
+    role: Role
+    position: int
+    name: str
+    threads: int
+    buffer: int | None
+    args: tuple[object, ...]
+    kwargs: Mapping[str, object]
+
+    @property
+    def label(self) -> str:
+        """How messages name this stage, e.g. ``stage 2 'parse' (then)``."""
+        return f"stage {self.position} {self.name!r} ({self.role.value})"
+
+    def __repr__(self) -> str:
+        parts = [self.name]
+        if self.role is not Role.SOURCE:
+            parts.append(f"threads={self.threads}")
+        if self.buffer is not None:
+            parts.append(f"buffer={self.buffer}")
+        if self.args:
+            parts.append(f"args={self.args!r}")
+        parts.extend(f"{key}={value!r}" for key, value in self.kwargs.items())
+        return f"{self.role.value}({', '.join(parts)})"
+
+
+class Backend(Protocol):
+    """What runs a pipeline. The threaded runner is one; process and distributed ones may follow."""
+
+    def iterate(
+        self, stages: Sequence[StageSpec], *, inactivity_timeout: float | None
+    ) -> Iterator[object]:
+        """Run ``stages`` (no sink) and yield the last stage's items in the caller's thread."""
+        ...
+
+    def run(self, stages: Sequence[StageSpec], *, inactivity_timeout: float | None) -> object:
+        """Run ``stages`` (the last is a sink) to the end and return the sink's return value."""
+        ...
+
+
+def _check_count(label: str, option: str, value: object, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise PipelineDefinitionError(
+            label, f"{option} must be an int, got {value!r} ({type(value).__name__})"
+        )
+    if value < minimum:
+        raise PipelineDefinitionError(label, f"{option} must be >= {minimum}, got {value}")
+    return value
+
+
+def make_stage(
+    fn: object,
+    role: Role,
+    position: int,
+    *,
+    threads: object = 1,
+    buffer: object = None,
+    args: tuple[object, ...] = (),
+    kwargs: Mapping[str, object] | None = None,
+) -> StageSpec:
+    """Validate a stage's function, options and constants, and describe it.
+
+    Raises:
+        PipelineDefinitionError: naming the stage and what is wrong with it.
+    """
+    kwargs = dict(kwargs or {})
+    if not callable(fn):
+        label = f"stage {position} ({role.value})"
+        raise PipelineDefinitionError(
+            label, f"expected a callable, got {fn!r} ({type(fn).__name__})"
+        )
+    name = _introspect.callable_name(fn)
+    label = f"stage {position} {name!r} ({role.value})"
+    n_threads = _check_count(label, "threads", threads, 1)
+    if role is Role.SOURCE and n_threads != 1:
+        raise PipelineDefinitionError(
+            label, f"a source runs on exactly one thread, got threads={n_threads}"
+        )
+    n_buffer: int | None = None
+    if role is not Role.SINK:
+        if buffer is None:
+            n_buffer = max(DEFAULT_BUFFER, n_threads)
+        else:
+            n_buffer = _check_count(label, "buffer", buffer, 1)
+            if n_buffer < n_threads:
+                raise PipelineDefinitionError(
+                    label,
+                    f"buffer={n_buffer} is smaller than threads={n_threads}: each thread "
+                    "needs a slot for the item it is producing; use buffer >= threads",
+                )
+    _introspect.check_binding(
+        fn,
+        label,
+        takes_input=role is not Role.SOURCE,
+        args=args,
+        kwargs=kwargs,
+        reserved=OPTION_NAMES,
+    )
+    if role is Role.SINK:
+        if _introspect.is_generator_function(fn):
+            raise PipelineDefinitionError(
+                label,
+                "is a generator function, so calling it would consume nothing; a sink must "
+                "consume its items and return (use then() for a stage that yields)",
+            )
+        if n_threads > 1:
+            returns = _introspect.return_hint(fn, label)
+            if returns is not None and returns is not type(None):
+                found = "no return annotation" if returns is _introspect.MISSING else (
+                    f"'-> {getattr(returns, '__name__', returns)}'"
+                )
+                raise PipelineDefinitionError(
+                    label,
+                    f"runs on {n_threads} threads, so it has no single return value: "
+                    f"annotate it '-> None' (found {found})",
+                )
+    return StageSpec(
+        fn=fn,
+        role=role,
+        position=position,
+        name=name,
+        threads=n_threads,
+        buffer=n_buffer,
+        args=tuple(args),
+        kwargs=MappingProxyType(kwargs),
+    )

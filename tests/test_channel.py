@@ -1,0 +1,176 @@
+"""The bounded buffer on its own: counting, closing, breaking, aborting, waking."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from pipeline_executor._channel import Aborted, Broken, Channel, ChannelTimeout
+from pipeline_executor._stats import BufferStatistics
+
+WAIT = 10.0  # a wait this long means a hang: the test fails instead
+
+
+def test_items_arrive_in_order_then_the_stream_ends() -> None:
+    """One producer, one consumer: every item once, in order, then StopIteration."""
+    channel = Channel[int](4, producers=1, consumers=1)
+    sender, receiver = channel.senders[0], channel.receivers[0]
+    sender.reserve()
+    for i in range(3):
+        sender.send(i)
+    sender.close()
+    assert list(receiver) == [0, 1, 2]
+    assert next(receiver, None) is None
+
+
+def test_statistics_count_what_moved() -> None:
+    """The snapshot counts items in and out, what is queued, held and reserved."""
+    channel = Channel[int](4, producers=1, consumers=1)
+    sender, receiver = channel.senders[0], channel.receivers[0]
+    sender.reserve()
+    sender.send(1)
+    sender.send(2)
+    assert next(receiver) == 1
+    # Used: item 1 held by the consumer, item 2 queued, a slot reserved for the next item.
+    stats = channel.statistics()
+    assert stats == BufferStatistics(
+        capacity=4, used=3, queued=1, peak_used=3, items_in=2, items_out=1,
+        producers=1, consumers=1,
+    )  # fmt: skip
+    sender.close()
+    assert list(receiver) == [2]
+    receiver.close()
+    final = channel.statistics()
+    assert (final.used, final.queued, final.producers, final.consumers) == (0, 0, 0, 0)
+
+
+def test_a_full_buffer_blocks_its_producer_until_the_consumer_asks_for_more() -> None:
+    """With capacity 2, a third item cannot be produced before the consumer moves on."""
+    channel = Channel[int](2, producers=1, consumers=1)
+    sender, receiver = channel.senders[0], channel.receivers[0]
+    sent: list[threading.Event] = [threading.Event() for _ in range(3)]
+
+    def produce() -> None:
+        sender.reserve()
+        for i in range(3):
+            sender.send(i)
+            sent[i].set()
+        sender.close()
+
+    thread = threading.Thread(target=produce)
+    thread.start()
+    assert sent[0].wait(WAIT)
+    # Item 0 queued, item 1 in the making: both slots are used, so item 1 is not sent
+    # until the consumer has taken item 0 and asked for the next one.
+    assert not sent[1].wait(0.05)
+    assert next(receiver) == 0
+    assert next(receiver) == 1  # asking for item 1 released item 0's slot
+    assert sent[1].wait(WAIT)
+    assert list(receiver) == [2]
+    thread.join(WAIT)
+    assert not thread.is_alive()
+
+
+def test_abort_wakes_a_blocked_producer_and_a_blocked_consumer() -> None:
+    """Both waiters wake with Aborted."""
+    full = Channel[int](1, producers=1, consumers=1)
+    empty = Channel[int](1, producers=1, consumers=1)
+    errors: list[BaseException] = []
+    waiting = threading.Barrier(3)
+
+    def blocked_producer() -> None:
+        sender = full.senders[0]
+        sender.reserve()
+        waiting.wait(WAIT)
+        try:
+            sender.send(1)  # publishes, then waits for a slot for the next item
+        except BaseException as exc:
+            errors.append(exc)
+
+    def blocked_consumer() -> None:
+        waiting.wait(WAIT)
+        try:
+            next(empty.receivers[0])
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=blocked_producer), threading.Thread(target=blocked_consumer)]
+    for thread in threads:
+        thread.start()
+    waiting.wait(WAIT)
+    full.abort()
+    empty.abort()
+    for thread in threads:
+        thread.join(WAIT)
+        assert not thread.is_alive()
+    assert [type(e) for e in errors] == [Aborted, Aborted]
+
+
+def test_when_every_consumer_is_gone_producers_get_broken_and_items_are_dropped() -> None:
+    """Broken: the producer learns that nothing more is wanted; queued items are released."""
+    channel = Channel[object](8, producers=1, consumers=2)
+    sender = channel.senders[0]
+    sender.reserve()
+    sender.send(object())
+    channel.receivers[0].close()
+    sender.send(object())  # one consumer is left: still open
+    channel.receivers[1].close()
+    assert channel.statistics().queued == 0
+    with pytest.raises(Broken):
+        sender.send(object())
+
+
+def test_a_consumer_wait_with_a_timeout_raises_channel_timeout() -> None:
+    """Nothing to take within the timeout: ChannelTimeout, and the receiver still works."""
+    channel = Channel[int](2, producers=1, consumers=1)
+    receiver = channel.receivers[0]
+    receiver.timeout = 0.01
+    with pytest.raises(ChannelTimeout):
+        next(receiver)
+    sender = channel.senders[0]
+    sender.reserve()
+    sender.send(7)
+    sender.close()
+    assert list(receiver) == [7]
+
+
+def test_the_stream_ends_only_when_every_producer_has_closed() -> None:
+    """Two producers: the consumer sees the end after both closed."""
+    channel = Channel[int](4, producers=2, consumers=1)
+    first, second = channel.senders
+    receiver = channel.receivers[0]
+    receiver.timeout = 0.01
+    first.reserve()
+    first.send(1)
+    first.close()
+    assert next(receiver) == 1
+    with pytest.raises(ChannelTimeout):
+        next(receiver)  # the second producer may still send
+    second.reserve()
+    second.close()
+    assert next(receiver, None) is None
+
+
+@pytest.mark.parametrize("consumers", [2, 4])
+def test_several_consumers_each_get_distinct_items(consumers: int) -> None:
+    """Every item goes to exactly one consumer."""
+    channel = Channel[int](16, producers=1, consumers=consumers)
+    got: list[list[int]] = [[] for _ in range(consumers)]
+
+    def consume(i: int) -> None:
+        got[i].extend(channel.receivers[i])
+        channel.receivers[i].close()
+
+    threads = [threading.Thread(target=consume, args=(i,)) for i in range(consumers)]
+    for thread in threads:
+        thread.start()
+    sender = channel.senders[0]
+    sender.reserve()
+    for i in range(2000):
+        sender.send(i)
+    sender.close()
+    for thread in threads:
+        thread.join(WAIT)
+        assert not thread.is_alive()
+    assert sorted(x for part in got for x in part) == list(range(2000))
