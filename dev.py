@@ -33,8 +33,16 @@ def _ensure_env(extras: str) -> None:
     print(f"dev.py: installing the package{extras} into {VENV}", flush=True)
     _run(
         [
-            str(PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-            "-c", str(ROOT / "constraints.txt"), "-e", f"{ROOT}{extras}",
+            str(PYTHON),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-c",
+            str(ROOT / "constraints.txt"),
+            "-e",
+            f"{ROOT}{extras}",
         ]
     )
     stamp.touch()
@@ -61,7 +69,7 @@ def test() -> None:
     _run(_tool("ruff", "check", "."))
     _run(_tool("ruff", "format", "--check", "."))
     _run(_tool("mypy"))
-    _run(_tool("basedpyright"))
+    _run(_tool("basedpyright", "--pythonpath", str(PYTHON)))
     _run(_tool("coverage", "run", "-m", "pytest", *sys.argv[2:]))
     _run(_tool("coverage", "report", "--fail-under=90"))
 

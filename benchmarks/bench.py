@@ -7,6 +7,7 @@ one line per figure: ours, the baseline, and their ratio, with the issue's targe
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import queue
 import statistics
@@ -15,6 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 
 from pipeline_executor import Pipeline
+from pipeline_executor._stages import DEFAULT_BUFFER
 
 N_SMALL = 200_000
 
@@ -60,8 +62,9 @@ def queue_pipeline(n: int) -> int:
             q1.put(x)
         q1.put(_DONE)
 
-    def stage(fn: Callable[[Iterable[int]], Iterator[int]], a: queue.Queue[object],
-              b: queue.Queue[object]) -> None:
+    def stage(
+        fn: Callable[[Iterable[int]], Iterator[int]], a: queue.Queue[object], b: queue.Queue[object]
+    ) -> None:
         for x in fn(drain(a)):
             b.put(x)
         b.put(_DONE)
@@ -93,7 +96,7 @@ def ours(n: int, buffer: int | None = None) -> int:
 
 
 def best_of(repeat: int, fn: Callable[[], object]) -> float:
-    times = []
+    times: list[float] = []
     for _ in range(repeat):
         start = time.perf_counter()
         fn()
@@ -111,19 +114,23 @@ def small_items(repeat: int) -> None:
     print(f"small items ({n:,} ints, 3 hops), us/item:")
     print(f"  plain generator chain   {plain:6.2f}")
     print(f"  threads + queue.Queue   {hand:6.2f}")
-    print(f"  pipeline_executor       {mine:6.2f}   target <= 2.00; "
-          f"{hand / mine:.1f}x faster than queue.Queue (target >= 6x)")
+    print(
+        f"  pipeline_executor       {mine:6.2f}   target <= 2.00; "
+        f"{hand / mine:.1f}x faster than queue.Queue (target >= 6x)"
+    )
 
 
 def buffer_sweep(repeat: int) -> None:
     n = N_SMALL
-    print("small items by buffer size, us/item:")
-    results = {}
-    for buffer in (16, 64, 256, 512, 1024, 2048, 4096, 8192, 16384):
-        results[buffer] = best_of(repeat, lambda b=buffer: ours(n, b)) / n * 1e6
+    print(f"small items by buffer size (every stage), us/item; default is {DEFAULT_BUFFER}:")
+    results: dict[int, float] = {}
+    for buffer in (16, 64, 256, 1024, 2048, 4096, 8192, 16384, 32768):
+        results[buffer] = best_of(repeat, functools.partial(ours, n, buffer)) / n * 1e6
     best = min(results.values())
     for buffer, t in results.items():
-        print(f"  buffer={buffer:<5} {t:6.2f}  ({t / best:.2f}x the best)")
+        print(f"  buffer={buffer:<6} {t:6.2f}  ({t / best:.2f}x the best)")
+    within = min(b for b, t in results.items() if t <= 1.10 * best)
+    print(f"  smallest buffer within 10% of the best: {within}")
 
 
 def sleeper(xs: Iterable[int]) -> Iterator[int]:
@@ -141,8 +148,10 @@ def io_bound(repeat: int) -> None:
         assert got == sum(range(n))
 
     actual = best_of(repeat, run)
-    print(f"I/O: {n} items x 2 ms sleep on 16 threads: {actual:.3f} s, "
-          f"efficiency {ideal / actual:.3f} (ideal {ideal:.3f} s; target >= 0.93)")
+    print(
+        f"I/O: {n} items x 2 ms sleep on 16 threads: {actual:.3f} s, "
+        f"efficiency {ideal / actual:.3f} (ideal {ideal:.3f} s; target >= 0.93)"
+    )
 
 
 def blobs(n: int) -> Iterator[bytes]:
@@ -156,7 +165,7 @@ def digest(blobs: Iterable[bytes]) -> Iterator[bytes]:
         yield hashlib.sha256(blob).digest()
 
 
-def count(items: Iterable[bytes]) -> int:
+def count(items: Iterable[object]) -> int:
     return sum(1 for _ in items)
 
 
@@ -164,12 +173,16 @@ def gil_free(repeat: int) -> None:
     n = 400
 
     def run(threads: int) -> float:
-        return best_of(repeat, lambda: Pipeline.source(blobs, n=n).then(
-            digest, threads=threads).sink(count).run())
+        return best_of(
+            repeat,
+            lambda: Pipeline.source(blobs, n=n).then(digest, threads=threads).sink(count).run(),
+        )
 
     one, two = run(1), run(2)
-    print(f"GIL-free CPU: {n} x 1 MiB sha256: 1 thread {one:.3f} s, 2 threads {two:.3f} s, "
-          f"speed-up {one / two:.2f}x (target >= 1.85x)")
+    print(
+        f"GIL-free CPU: {n} x 1 MiB sha256: 1 thread {one:.3f} s, 2 threads {two:.3f} s, "
+        f"speed-up {one / two:.2f}x (target >= 1.85x)"
+    )
 
 
 class _Boom(Exception):
@@ -193,15 +206,17 @@ def error_latency(repeat: int) -> None:
                 raise _Boom
             yield x
 
-    latencies = []
+    latencies: list[float] = []
     for _ in range(max(repeat, 20)):
         try:
             Pipeline.source(endless).then(explode).sink(count).run()
         except _Boom:
             latencies.append(time.perf_counter() - raised_at.pop())
-    print(f"error latency (raise at item 1,000 -> caller's except): median "
-          f"{statistics.median(latencies) * 1e3:.3f} ms, max {max(latencies) * 1e3:.3f} ms "
-          f"over {len(latencies)} runs (target < 2 ms)")
+    print(
+        f"error latency (raise at item 1,000 -> caller's except): median "
+        f"{statistics.median(latencies) * 1e3:.3f} ms, max {max(latencies) * 1e3:.3f} ms "
+        f"over {len(latencies)} runs (target < 2 ms)"
+    )
 
 
 def main() -> None:

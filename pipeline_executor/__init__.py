@@ -32,7 +32,6 @@ __all__ = [
 ]
 
 
-
 def _fix_module_names() -> None:
     # Tracebacks and reprs say pipeline_executor.Pipeline, not pipeline_executor._builder.
     for name in __all__:

@@ -34,7 +34,8 @@ def _check_timeout(value: object) -> float | None:
     return float(value)
 
 
-def _iterate_items(items: Iterable[U]) -> Iterator[U]:
+def from_iterable(items: Iterable[U]) -> Iterator[U]:
+    """The source behind :meth:`Pipeline.from_iterable`."""
     yield from items
 
 
@@ -45,6 +46,7 @@ class Pipeline(Generic[T_co]):
     either iterate it (items arrive in the caller's thread) or end it with :meth:`sink` and
     :meth:`RunnablePipeline.run`. Each call returns a new pipeline; nothing starts until then.
 
+    >>> from collections.abc import Iterable, Iterator
     >>> def numbers(n: int) -> Iterator[int]:
     ...     yield from range(n)
     >>> def double(xs: Iterable[int]) -> Iterator[int]:
@@ -77,7 +79,7 @@ class Pipeline(Generic[T_co]):
         Args:
             fn: a generator function (or any function returning an iterable).
             buffer: the most items of this stage alive at once (being produced, waiting, or
-                held by the next stage); default ``max(64, threads)``.
+                held by the next stage); default ``max(8192, threads)``.
             *args: positional constants for ``fn``.
             **kwargs: keyword constants for ``fn``.
 
@@ -98,7 +100,7 @@ class Pipeline(Generic[T_co]):
         Raises:
             PipelineDefinitionError: a bad ``buffer``.
         """
-        stage = make_stage(_iterate_items, Role.SOURCE, 1, buffer=buffer, args=(items,))
+        stage = make_stage(from_iterable, Role.SOURCE, 1, buffer=buffer, args=(items,))
         return Pipeline((stage,))
 
     def then(
@@ -116,7 +118,7 @@ class Pipeline(Generic[T_co]):
             threads: how many instances of ``fn`` run at once, each in its own thread, each
                 item going to exactly one of them; their outputs merge, unordered if > 1.
             buffer: the most items of this stage alive at once; ``>= threads``; default
-                ``max(64, threads)``.
+                ``max(8192, threads)``.
             *args: positional constants for ``fn``.
             **kwargs: keyword constants for ``fn``.
 

@@ -58,7 +58,7 @@ class ChannelTimeout(Exception):
 
 
 class Channel(Generic[_T]):
-    """A bounded buffer fed by ``producers`` :class:`Sender` s, read by ``consumers`` :class:`Receiver` s."""
+    """A bounded buffer written by ``producers`` Senders and read by ``consumers`` Receivers."""
 
     def __init__(self, capacity: int, *, producers: int, consumers: int) -> None:
         # The lock guards every field but `items` (whose append/popleft are atomic) and the

@@ -12,10 +12,12 @@ generator (running its ``finally`` blocks) and returns. The caller raises the fi
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import threading
 import time
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from typing import NamedTuple, cast
 
 from ._channel import Aborted, Cancelled, Channel, ChannelTimeout, Receiver, Sender
@@ -50,6 +52,21 @@ def _close(iterator: object) -> None:
     close = getattr(iterator, "close", None)
     if callable(close):
         close()
+
+
+@contextlib.contextmanager
+def _interrupts_deferred() -> Generator[None, None, None]:
+    """Block SIGINT in the main thread for the duration; a pending one fires on exit."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(
+        signal, "pthread_sigmask"
+    ):
+        yield  # pragma: no cover - only the main thread of a POSIX process receives SIGINT
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 class _Watchdog:
@@ -183,18 +200,24 @@ class _Execution:
         """Start every thread; if one cannot start, stop and join the ones that did."""
         with self._lock:
             self._running = dict(self._stage_of)
-        for thread in self._threads:
-            try:
-                thread.start()
-            except BaseException:
-                with self._lock:
-                    for unstarted in self._threads[self._threads.index(thread) :]:
-                        del self._running[unstarted]
-                    if not self._running:
-                        self._all_done.set()
-                self.abort()
-                self.shutdown()
-                raise
+        started = 0
+        try:
+            # A Ctrl-C in the middle of Thread.start() would leave us not knowing whether
+            # that thread runs: hold SIGINT back until every thread is started (the threads
+            # inherit the mask, so the signal can only go to the caller's thread).
+            with _interrupts_deferred():
+                for thread in self._threads:
+                    thread.start()
+                    started += 1
+        except BaseException:  # e.g. "can't start new thread": nothing else has run yet
+            with self._lock:
+                for unstarted in self._threads[started:]:
+                    del self._running[unstarted]
+                if not self._running:
+                    self._all_done.set()
+            self.abort()
+            self.shutdown()
+            raise
 
     def abort(self, cause: BaseException | None = None) -> None:
         """Stop every stage now; ``cause``, if given and first, is what the caller will raise."""
@@ -294,9 +317,9 @@ class ThreadBackend:
         if inactivity_timeout is not None:
             watchdog = _Watchdog(inactivity_timeout, execution.channels)
             output.timeout = watchdog.interval
-        execution.start()
         completed = False
         try:
+            execution.start()
             while True:
                 try:
                     item = next(output)
@@ -325,8 +348,8 @@ class ThreadBackend:
     def run(self, stages: Sequence[StageSpec], *, inactivity_timeout: float | None) -> object:
         """Run ``stages`` to the end of the sink and return what the sink returned."""
         execution = _Execution(stages)
-        execution.start()
         try:
+            execution.start()
             execution.wait(inactivity_timeout)
         except BaseException:  # KeyboardInterrupt while waiting: stop, join, re-raise as is
             execution.abort()

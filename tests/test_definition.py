@@ -82,10 +82,11 @@ def test_bad_buffers_are_rejected(buffer: object, message: str) -> None:
         untyped.then(add_one, threads=3, buffer=buffer)
 
 
-def test_the_default_buffer_grows_with_threads() -> None:
-    """Without buffer=, a stage's buffer is at least its thread count."""
-    many = Pipeline.source(numbers, n=3).then(add_one, threads=5000)
-    assert "threads=5000, buffer=5000" in repr(many)
+def test_the_default_buffer_is_8192_or_the_thread_count() -> None:
+    """Without buffer=, a stage's buffer is max(8192, threads)."""
+    assert "threads=3, buffer=8192)" in repr(Pipeline.source(numbers, n=3).then(add_one, threads=3))
+    many = Pipeline.source(numbers, n=3).then(add_one, threads=9000)
+    assert "threads=9000, buffer=9000" in repr(many)
 
 
 def test_a_source_buffer_is_validated() -> None:
@@ -221,9 +222,8 @@ def test_a_multithreaded_sink_must_return_none() -> None:
 def test_a_multithreaded_sink_without_annotation_is_rejected() -> None:
     """No annotation is not '-> None'."""
 
-    def unannotated(xs):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN202
-        for _ in xs:
-            pass
+    def unannotated(xs):  # type: ignore[no-untyped-def]  # pyright: ignore[reportMissingParameterType]
+        del xs
 
     with pytest.raises(PipelineDefinitionError, match=r"\(found no return annotation\)$"):
         untyped.sink(unannotated, threads=2)
@@ -281,16 +281,16 @@ def test_the_builder_is_immutable() -> None:
 
 def test_reprs_read_like_the_code_that_built_them() -> None:
     """Every builder object has a useful repr."""
-    pipeline = Pipeline.source(numbers, n=3).then(parse, threads=2, encoding="utf-8")
+    pipeline = untyped_source(numbers, 8, n=3).then(parse, threads=2, encoding="utf-8")
     assert repr(pipeline) == (
-        "Pipeline.source(numbers, buffer=64, n=3)"
-        ".then(parse, threads=2, buffer=64, encoding='utf-8')"
+        "Pipeline.source(numbers, buffer=8, n=3)"
+        ".then(parse, threads=2, buffer=8192, encoding='utf-8')"
     )
-    assert repr(Pipeline.source(numbers, n=3).sink(total)) == (
-        "Pipeline.source(numbers, buffer=64, n=3).sink(total, threads=1)"
+    assert repr(Pipeline.source(numbers, 4, n=3).sink(total)) == (
+        "Pipeline.source(numbers, buffer=4, n=3).sink(total, threads=1)"
     )
-    assert repr(Pipeline.from_iterable([1])) == (
-        "Pipeline.source(_iterate_items, buffer=64, args=([1],))"
+    assert repr(Pipeline.from_iterable([1], buffer=2)) == (
+        "Pipeline.source(from_iterable, buffer=2, args=([1],))"
     )
 
 

@@ -1,0 +1,153 @@
+"""Rule 9: the seed's execute(tasks=[PipelineTask(...)]) runs on the same engine."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterable, Iterator
+
+import pytest
+
+from pipeline_executor import PipelineDefinitionError, PipelineTask, execute
+
+from .stages import Boom, add_one, numbers
+
+
+class Sink:
+    """A sink that remembers what it consumed, from any thread."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.items: list[int] = []
+        self.threads: set[str] = set()
+
+    def __call__(self, xs: Iterable[int]) -> None:
+        for x in xs:
+            with self.lock:
+                self.items.append(x)
+                self.threads.add(threading.current_thread().name)
+
+
+def test_the_seed_shape_runs_source_workers_and_sink() -> None:
+    """Source, a multi-threaded worker, a sink: every item arrives; execute returns None."""
+    sink = Sink()
+    execute(
+        tasks=[
+            PipelineTask(numbers, constants={"n": 100}, packets_in_flight=2),
+            PipelineTask(add_one, packets_in_flight=4, num_threads=2),
+            PipelineTask(sink),
+        ]
+    )
+    assert sorted(sink.items) == list(range(1, 101))
+
+
+def test_num_threads_maps_to_threads_on_the_sink() -> None:
+    """num_threads on the last task runs that many sink threads."""
+    sink = Sink()
+    execute([PipelineTask(numbers, constants={"n": 500}), PipelineTask(sink, num_threads=3)])
+    assert sorted(sink.items) == list(range(500))
+    assert sink.threads <= {f"pipeline-Sink-{i}" for i in range(3)}
+
+
+def test_packets_in_flight_maps_to_buffer() -> None:
+    """packets_in_flight bounds the items alive, as buffer does."""
+    made = [0]
+    done = [0]
+    peak = [0]
+
+    def source() -> Iterator[int]:
+        for i in range(500):
+            made[0] += 1
+            yield i
+
+    def sink(xs: Iterable[int]) -> None:
+        for _ in xs:
+            peak[0] = max(peak[0], made[0] - done[0])
+            done[0] += 1
+
+    execute([PipelineTask(source, packets_in_flight=3), PipelineTask(sink)])
+    assert done[0] == 500
+    assert 1 <= peak[0] <= 3
+
+
+def test_a_single_task_runs_alone() -> None:
+    """One task is a source whose items are drained."""
+    seen: list[int] = []
+
+    def only() -> Iterator[int]:
+        for i in range(5):
+            seen.append(i)
+            yield i
+
+    execute([PipelineTask(only)])
+    assert seen == [0, 1, 2, 3, 4]
+
+
+def test_a_generator_as_the_last_task_is_drained() -> None:
+    """A last task that yields (the seed's 'iterator' sink) runs to the end."""
+    seen: list[int] = []
+
+    def last(xs: Iterable[int]) -> Iterator[int]:
+        for x in xs:
+            seen.append(x)
+            yield x
+
+    execute([PipelineTask(numbers, constants={"n": 4}), PipelineTask(last)])
+    assert seen == [0, 1, 2, 3]
+
+
+def test_a_task_failure_is_raised_with_the_task_named() -> None:
+    """Seed rule 3: the original exception, the failing step named."""
+
+    def failing(xs: Iterable[int]) -> Iterator[int]:
+        for x in xs:
+            if x == 3:
+                raise Boom("worker")
+            yield x
+
+    with pytest.raises(Boom) as info:
+        execute(
+            [
+                PipelineTask(numbers, constants={"n": 10}),
+                PipelineTask(failing, num_threads=2, packets_in_flight=2),
+                PipelineTask(Sink()),
+            ]
+        )
+    assert str(info.value) == "worker"
+    assert "stage 2 'failing' (then)" in getattr(info.value, "__notes__", [""])[0]
+
+
+@pytest.mark.parametrize(
+    ("tasks", "message"),
+    [
+        ([], "execute: tasks must be a non-empty sequence of PipelineTask, got []"),
+        (
+            [PipelineTask(numbers, constants={"n": 1}, num_threads=2)],
+            "stage 1 'numbers' (source): a source runs on exactly one thread, got threads=2",
+        ),
+        (
+            [PipelineTask(numbers, constants={"n": 1}), PipelineTask(add_one, num_threads=0)],
+            "stage 2 'add_one' (then): threads must be >= 1, got 0",
+        ),
+        (
+            [PipelineTask(numbers, constants={"m": 1})],
+            "stage 1 'numbers' (source): unknown constant 'm' (its constants are: n)",
+        ),
+        (
+            [PipelineTask(numbers, constants={"n": 1}, packets_in_flight=0)],
+            "stage 1 'numbers' (source): buffer must be >= 1, got 0",
+        ),
+    ],
+)
+def test_bad_tasks_are_rejected_before_anything_runs(
+    tasks: list[PipelineTask], message: str
+) -> None:
+    """Definition errors name the task's position and function."""
+    with pytest.raises(PipelineDefinitionError, match=f"^{re.escape(message)}$"):
+        execute(tasks)
+
+
+def test_a_non_task_is_rejected() -> None:
+    """Anything but a PipelineTask in the list is a definition error."""
+    with pytest.raises(PipelineDefinitionError, match=r"^task 2: expected a PipelineTask, got 3$"):
+        execute([PipelineTask(numbers, constants={"n": 1}), 3])  # type: ignore[list-item]

@@ -1,0 +1,49 @@
+"""Every example runs, as a user would run it, and prints what it did."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def run_example(name: str) -> str:
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / name)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    return result.stdout
+
+
+def test_quickstart_counts_the_words() -> None:
+    """The demo counts 20,000 lines' words and prints the top three."""
+    out = run_example("quickstart.py")
+    assert "counted " in out
+    assert " words in 20,000 lines in " in out
+    assert "longest of 1,000 lines has 12 words" in out
+
+
+def test_http_fetch_fetches_every_page() -> None:
+    """The I/O example fetches all 200 pages from its local server."""
+    out = run_example("http_fetch.py")
+    assert out.startswith("fetched 200 pages, 102,400 bytes, in ")
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("torch") is None,
+    reason="torch is not installed (pip install 'pipeline_executor[torch]'); CI installs it",
+)
+def test_pytorch_batcher_classifies_every_image() -> None:
+    """The seed's example, offline: 24 generated images classified by a local model."""
+    out = run_example("pytorch_batcher.py")
+    assert out.startswith("classified 24 images: {")

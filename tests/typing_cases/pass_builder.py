@@ -1,0 +1,69 @@
+"""What the type checkers must accept and infer (checked by tests/test_typing.py)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
+
+from typing_extensions import assert_type
+
+from pipeline_executor import Pipeline, PipelineTask, RunnablePipeline, execute
+
+X = TypeVar("X")
+
+
+def numbers(n: int) -> Iterator[int]:
+    yield from range(n)
+
+
+def to_str(xs: Iterable[int], prefix: str = "") -> Iterator[str]:
+    for x in xs:
+        yield prefix + str(x)
+
+
+def batch(xs: Iterable[X], size: int) -> Iterator[list[X]]:
+    chunk: list[X] = []
+    for x in xs:
+        chunk.append(x)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def total(xs: Iterable[int]) -> int:
+    return sum(xs)
+
+
+def store(xs: Iterable[object]) -> None:
+    for _ in xs:
+        pass
+
+
+def lengths(xs: Iterator[str]) -> list[int]:
+    return [len(x) for x in xs]
+
+
+source = Pipeline.source(numbers, n=10)
+assert_type(source, Pipeline[int])
+assert_type(source.then(to_str), Pipeline[str])
+assert_type(source.then(to_str, 2, None, "#"), Pipeline[str])
+assert_type(source.then(to_str, threads=2, prefix="#"), Pipeline[str])
+assert_type(source.then(batch, size=3), Pipeline[list[int]])
+assert_type(source.then(to_str).then(batch, size=2), Pipeline[list[str]])
+assert_type(source.sink(total), RunnablePipeline[int])
+assert_type(source.sink(total).run(), int)
+assert_type(source.then(to_str).sink(lengths).run(inactivity_timeout=5.0), list[int])
+assert_type(source.sink(store, threads=4).run(), None)
+assert_type(Pipeline.from_iterable(["a", "b"]), Pipeline[str])
+assert_type(Pipeline.source(functools.partial(numbers, 3)), Pipeline[int])
+assert_type(Pipeline.source(numbers, 16, 10), Pipeline[int])
+
+for item in source.then(to_str):
+    assert_type(item, str)
+for chunk in source.iter(inactivity_timeout=1.0):
+    assert_type(chunk, int)
+
+execute([PipelineTask(numbers, constants={"n": 3}), PipelineTask(store, num_threads=2)])
