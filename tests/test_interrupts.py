@@ -104,7 +104,8 @@ def test_a_stuck_stage_does_not_block_the_caller_forever() -> None:
         release.set()  # let the abandoned thread finish; the fixture joins it
 
 
-def test_inactivity_timeout_stops_a_stalled_run() -> None:
+@pytest.mark.parametrize("threads", [1, 2])
+def test_inactivity_timeout_stops_a_stalled_run(threads: int) -> None:
     """No item moves for the timeout: the pipeline stops with InactivityError."""
     release = threading.Event()
     recorder = Recorder()
@@ -115,7 +116,7 @@ def test_inactivity_timeout_stops_a_stalled_run() -> None:
                 release.wait(WAIT)  # returns when the test releases it
             yield x
 
-    pipeline = Pipeline.source(numbers, n=10).then(stalls).sink(total)
+    pipeline = Pipeline.source(numbers, n=10).then(stalls, threads=threads).sink(total)
     started = time.monotonic()
     try:
         # The stalled stage is inside its own code, so it is also abandoned, and named.
