@@ -19,6 +19,7 @@ from ._errors import InactivityError as InactivityError
 from ._errors import PipelineDefinitionError as PipelineDefinitionError
 from ._errors import PipelineError as PipelineError
 from ._errors import PipelineTypeError as PipelineTypeError
+from ._errors import PipelineTypeWarning as PipelineTypeWarning
 
 __all__ = [
     "InactivityError",
@@ -27,6 +28,7 @@ __all__ = [
     "PipelineError",
     "PipelineTask",
     "PipelineTypeError",
+    "PipelineTypeWarning",
     "RunnablePipeline",
     "execute",
 ]

@@ -13,7 +13,7 @@ from typing import Concatenate, Generic, ParamSpec, TypeVar, cast
 from ._errors import PipelineDefinitionError
 from ._runner import THREADS
 from ._stages import Backend, Role, StageSpec, make_stage
-from ._typecheck import check_stage
+from ._typecheck import check_stage, with_item_checks
 
 __all__ = ["Pipeline", "RunnablePipeline"]
 
@@ -56,15 +56,27 @@ class Pipeline(Generic[T_co]):
     [0, 2, 4, 6]
     """
 
-    __slots__ = ("_backend", "_stages")
+    __slots__ = ("_backend", "_item_checks", "_stages")
 
-    def __init__(self, stages: tuple[StageSpec, ...], backend: Backend = THREADS) -> None:
+    def __init__(
+        self, stages: tuple[StageSpec, ...], backend: Backend = THREADS, item_checks: bool = False
+    ) -> None:
         """Use :meth:`source` or :meth:`from_iterable`; this constructor is internal."""
         self._stages = stages
         self._backend = backend
+        self._item_checks = item_checks
 
     def __repr__(self) -> str:
-        return _describe(self._stages)
+        return _describe(self._stages, self._item_checks)
+
+    def with_item_checks(self) -> Pipeline[T_co]:
+        """This pipeline, with every item every stage yields checked against its annotation.
+
+        Stages added later are checked too. A mismatch stops the pipeline like any stage
+        failure, raising :class:`PipelineTypeError` naming the stage, the item's type and the
+        declared one. Off by default: a check costs microseconds per item.
+        """
+        return Pipeline(self._stages, self._backend, item_checks=True)
 
     @classmethod
     def source(
@@ -87,8 +99,7 @@ class Pipeline(Generic[T_co]):
             PipelineDefinitionError: a bad option, or constants that do not fit ``fn``.
         """
         stage = make_stage(fn, Role.SOURCE, 1, buffer=buffer, args=args, kwargs=kwargs)
-        check_stage(None, stage)
-        return Pipeline((stage,))
+        return Pipeline((check_stage(None, stage),))
 
     @classmethod
     def from_iterable(cls, items: Iterable[U], buffer: int | None = None) -> Pipeline[U]:
@@ -134,8 +145,8 @@ class Pipeline(Generic[T_co]):
             args=args,
             kwargs=kwargs,
         )
-        check_stage(self._stages[-1], stage)
-        return Pipeline((*self._stages, stage), self._backend)
+        stage = check_stage(self._stages[-1], stage)
+        return Pipeline((*self._stages, stage), self._backend, self._item_checks)
 
     def sink(
         self,
@@ -159,8 +170,8 @@ class Pipeline(Generic[T_co]):
         stage = make_stage(
             fn, Role.SINK, len(self._stages) + 1, threads=threads, args=args, kwargs=kwargs
         )
-        check_stage(self._stages[-1], stage)
-        return RunnablePipeline((*self._stages, stage), self._backend)
+        stage = check_stage(self._stages[-1], stage)
+        return RunnablePipeline((*self._stages, stage), self._backend, self._item_checks)
 
     def __iter__(self) -> Iterator[T_co]:
         """Run the pipeline; its items arrive in the caller's thread.
@@ -184,22 +195,26 @@ class Pipeline(Generic[T_co]):
             PipelineDefinitionError: a bad ``inactivity_timeout``.
         """
         timeout = _check_timeout(inactivity_timeout)
-        items = self._backend.iterate(self._stages, inactivity_timeout=timeout)
+        stages = _runnable(self._stages, self._item_checks)
+        items = self._backend.iterate(stages, inactivity_timeout=timeout)
         return cast(Iterator[T_co], items)
 
 
 class RunnablePipeline(Generic[R_co]):
     """A complete pipeline, ended by a sink whose return value is of type ``R_co``."""
 
-    __slots__ = ("_backend", "_stages")
+    __slots__ = ("_backend", "_item_checks", "_stages")
 
-    def __init__(self, stages: tuple[StageSpec, ...], backend: Backend = THREADS) -> None:
+    def __init__(
+        self, stages: tuple[StageSpec, ...], backend: Backend = THREADS, item_checks: bool = False
+    ) -> None:
         """Use :meth:`Pipeline.sink`; this constructor is internal."""
         self._stages = stages
         self._backend = backend
+        self._item_checks = item_checks
 
     def __repr__(self) -> str:
-        return _describe(self._stages)
+        return _describe(self._stages, self._item_checks)
 
     def run(self, *, inactivity_timeout: float | None = None) -> R_co:
         """Run every stage to the end and return the sink's return value.
@@ -215,8 +230,19 @@ class RunnablePipeline(Generic[R_co]):
                 a ``KeyboardInterrupt`` while waiting stops the pipeline and is re-raised.
         """
         timeout = _check_timeout(inactivity_timeout)
-        return cast(R_co, self._backend.run(self._stages, inactivity_timeout=timeout))
+        stages = _runnable(self._stages, self._item_checks)
+        return cast(R_co, self._backend.run(stages, inactivity_timeout=timeout))
 
 
-def _describe(stages: tuple[StageSpec, ...]) -> str:
-    return "Pipeline." + ".".join(repr(stage) for stage in stages)
+def _runnable(stages: tuple[StageSpec, ...], item_checks: bool) -> tuple[StageSpec, ...]:
+    return tuple(map(with_item_checks, stages)) if item_checks else stages
+
+
+def _describe(stages: tuple[StageSpec, ...], item_checks: bool) -> str:
+    checks = ".with_item_checks()" if item_checks else ""
+    return (
+        "Pipeline."
+        + ".".join(repr(stage) for stage in stages[:1])
+        + checks
+        + "".join(f".{stage!r}" for stage in stages[1:])
+    )

@@ -9,7 +9,7 @@ from typing import Any
 from ._builder import Pipeline, RunnablePipeline
 from ._errors import PipelineDefinitionError
 from ._stages import Role, StageSpec, make_stage
-from ._typecheck import check_stage
+from ._typecheck import Strictness, check_stage
 
 __all__ = ["PipelineTask", "execute"]
 
@@ -65,8 +65,7 @@ def execute(tasks: Sequence[PipelineTask], *, inactivity_timeout: float | None =
             buffer=None if is_sink else task.packets_in_flight,
             kwargs=task.constants,
         )
-        check_stage(stages[-1] if stages else None, stage)
-        stages.append(stage)
+        stages.append(check_stage(stages[-1] if stages else None, stage, Strictness.SEED))
     if stages[-1].role is Role.SINK:
         RunnablePipeline(tuple(stages)).run(inactivity_timeout=inactivity_timeout)
     else:

@@ -7,6 +7,9 @@ Hierarchy::
     ├── PipelineTypeError             stages whose types do not fit (also a TypeError)
     └── InactivityError               nothing moved for a while (also a TimeoutError)
 
+    PipelineTypeWarning               a constant does not fit its annotation under execute()
+                                      (a UserWarning)
+
 Errors raised *by a stage* are never wrapped: the caller receives the stage's own exception
 object, with its own type and traceback, and a note (PEP 678) naming the stage.
 
@@ -29,6 +32,7 @@ __all__ = [
     "PipelineDefinitionError",
     "PipelineError",
     "PipelineTypeError",
+    "PipelineTypeWarning",
     "add_note",
 ]
 
@@ -66,15 +70,26 @@ class PipelineDefinitionError(PipelineError, ValueError):
 class PipelineTypeError(PipelineError, TypeError):
     """Adjacent stages, or a stage and its constants, have types that do not fit.
 
+    Raised when the pipeline is built, or by a stage whose items are checked
+    (``with_item_checks()``) when it yields an item of the wrong type.
+
     Attributes:
-        stage: how the stage is named in messages.
-        problem: what is wrong, in words, with the expected and the found type.
+        stage: how the stage is named in messages, e.g. ``"stage 3 'parse' (then)"``.
+        problem: what is wrong, in words, with the expected and the found type; the
+            message is ``f"{stage} {problem}"``.
     """
 
     def __init__(self, stage: str, problem: str) -> None:
-        super().__init__(f"{stage}: {problem}")
+        super().__init__(f"{stage} {problem}")
         self.stage = stage
         self.problem = problem
+
+
+class PipelineTypeWarning(UserWarning):
+    """Under ``execute()``, a constant whose value does not fit its parameter's annotation.
+
+    A warning, not an error: the seed API promised not to check constants' types.
+    """
 
 
 class InactivityError(PipelineError, TimeoutError):

@@ -7,14 +7,31 @@ The only module that reads signatures and annotations; the type checks of the pi
 from __future__ import annotations
 
 import difflib
+import enum
 import functools
 import inspect
+import typing
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from ._errors import PipelineDefinitionError
+import typing_inspect
 
-__all__ = ["MISSING", "callable_name", "check_binding", "is_generator_function", "return_hint"]
+from ._errors import PipelineDefinitionError, PipelineTypeError
+
+__all__ = [
+    "MISSING",
+    "Hints",
+    "Kind",
+    "TypeInfo",
+    "arguments",
+    "callable_name",
+    "check_binding",
+    "classify",
+    "hints",
+    "is_async",
+    "is_generator_function",
+]
 
 MISSING: Any = inspect.Parameter.empty
 """Stands for an annotation that is not there."""
@@ -48,21 +65,99 @@ def is_generator_function(fn: object) -> bool:
     return inspect.isgeneratorfunction(type(fn).__call__)
 
 
-def return_hint(fn: Callable[..., object], label: str) -> object:
-    """The resolved return annotation of ``fn``, or :data:`MISSING`.
+@dataclass(frozen=True)
+class Hints:
+    """A stage function's resolved annotations, as the runner will call it.
+
+    Attributes:
+        params: its parameters after ``functools.partial`` binding, in order.
+        annotations: every parameter's resolved annotation by name (:data:`MISSING` if none),
+            those bound by ``functools.partial`` included, and the return annotation under
+            ``"return"`` (a class's is the class).
+        bound: the values ``functools.partial`` bound, as (what to call it, parameter name,
+            value); each item of a ``*args`` or ``**kwargs`` is one entry.
+    """
+
+    params: tuple[inspect.Parameter, ...]
+    annotations: Mapping[str, object]
+    bound: tuple[tuple[str, str, object], ...]
+
+
+def _annotated_target(fn: object) -> tuple[object, object]:
+    """What carries the annotations of ``fn``, and its return annotation if it is implied."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    if inspect.isclass(fn):
+        return fn.__init__, fn
+    if inspect.isfunction(fn) or inspect.ismethod(fn) or inspect.isbuiltin(fn):
+        return fn, None
+    return type(fn).__call__, None
+
+
+def arguments(
+    params: tuple[inspect.Parameter, ...], args: tuple[object, ...], kwargs: Mapping[str, object]
+) -> list[tuple[str, str, object]]:
+    """Which parameter each argument goes to, as (what to call it, parameter name, value)."""
+    try:
+        bound = inspect.Signature(params).bind_partial(*args, **kwargs).arguments
+    except TypeError:
+        return []
+    kinds = {p.name: p.kind for p in params}
+    entries: list[tuple[str, str, object]] = []
+    for name, value in bound.items():
+        if kinds[name] is inspect.Parameter.VAR_POSITIONAL:
+            entries.extend((f"{name}[{i}]", name, v) for i, v in enumerate(value))
+        elif kinds[name] is inspect.Parameter.VAR_KEYWORD:
+            entries.extend((key, name, v) for key, v in value.items())
+        else:
+            entries.append((name, name, value))
+    return entries
+
+
+def _partial_bindings(fn: object) -> tuple[tuple[str, str, object], ...]:
+    layers: list[functools.partial[object]] = []
+    while isinstance(fn, functools.partial):
+        layers.append(fn)  # pyright: ignore[reportUnknownArgumentType]
+        fn = fn.func  # pyright: ignore[reportUnknownMemberType]
+    if not layers:
+        return ()
+    args: list[object] = []
+    keywords: dict[str, object] = {}
+    for layer in reversed(layers):  # the innermost partial's arguments come first
+        args.extend(layer.args)
+        keywords.update(layer.keywords)
+    signature = _signature(fn)  # type: ignore[arg-type]
+    if signature is None:
+        return ()
+    return tuple(arguments(tuple(signature.parameters.values()), tuple(args), keywords))
+
+
+def hints(fn: Callable[..., object], label: str) -> Hints:
+    """Resolve the annotations of ``fn`` (strings included) with ``typing.get_type_hints``.
 
     Raises:
-        PipelineDefinitionError: the annotation names something that cannot be resolved.
+        PipelineTypeError: an annotation names something that cannot be resolved.
     """
+    signature = _signature(fn)
+    params = tuple(signature.parameters.values()) if signature is not None else ()
+    target, implied_return = _annotated_target(fn)
     try:
-        signature = inspect.signature(fn, eval_str=True)
-    except (TypeError, ValueError):
-        return MISSING
-    except Exception as exc:  # a NameError or worse, from evaluating a string annotation
-        raise PipelineDefinitionError(
-            label, f"cannot resolve its annotations: {type(exc).__name__}: {exc}"
-        ) from exc
-    return signature.return_annotation
+        resolved = typing.get_type_hints(target)
+    except (NameError, AttributeError, SyntaxError) as exc:
+        raise PipelineTypeError(label, f"has an annotation that cannot be resolved: {exc}") from exc
+    except TypeError:  # not annotatable (some builtins): nothing is known
+        resolved = {}
+    annotations = {**resolved, **{p.name: resolved.get(p.name, MISSING) for p in params}}
+    annotations["return"] = (
+        implied_return if implied_return is not None else resolved.get("return", MISSING)
+    )
+    return Hints(params=params, annotations=annotations, bound=_partial_bindings(fn))
+
+
+def is_async(fn: object) -> bool:
+    """Whether ``fn`` is an ``async def`` function or async generator (partials included)."""
+    target, _ = _annotated_target(fn)
+    return inspect.iscoroutinefunction(target) or inspect.isasyncgenfunction(target)
 
 
 def check_binding(
@@ -155,3 +250,83 @@ def check_binding(
 
 
 _VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+
+
+class Kind(enum.Enum):
+    """What sort of type an annotation is, for the subtype rules."""
+
+    ANY = "any"
+    NONE = "none"
+    UNION = "union"
+    LITERAL = "literal"
+    NEWTYPE = "newtype"
+    TYPEVAR = "typevar"
+    TUPLE = "tuple"
+    CALLABLE = "callable"
+    TYPE = "type"  # type[X]
+    CLASS = "class"  # a class, possibly generic with arguments
+    UNKNOWN = "unknown"  # forward references and anything else that cannot be decided
+
+
+@dataclass(frozen=True)
+class TypeInfo:
+    """An annotation taken apart.
+
+    Attributes:
+        kind: what sort of type it is.
+        origin: the class (``list`` for ``list[int]``); the supertype of a NewType; the
+            TypeVar itself.
+        args: type arguments (``()`` when none were given); union members; literal values;
+            tuple elements (with ``variadic`` for ``tuple[X, ...]``).
+        variadic: ``tuple[X, ...]`` or a bare ``tuple``.
+    """
+
+    kind: Kind
+    origin: Any = None
+    args: tuple[Any, ...] = ()
+    variadic: bool = False
+
+
+_NONE_TYPES: tuple[object, ...] = (None, type(None))
+
+
+def classify(tp: object) -> TypeInfo:
+    """Take an annotation apart (``Annotated`` is stripped; NewTypes keep their name)."""
+    if tp is Any or tp is MISSING:
+        return TypeInfo(Kind.ANY)
+    if tp in _NONE_TYPES:
+        return TypeInfo(Kind.NONE, type(None))
+    origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        return classify(typing.get_args(tp)[0])
+    if isinstance(tp, (str, typing.ForwardRef)):
+        return TypeInfo(Kind.UNKNOWN)
+    if typing_inspect.is_union_type(tp):
+        return TypeInfo(Kind.UNION, args=typing.get_args(tp))
+    if typing_inspect.is_literal_type(tp):
+        return TypeInfo(Kind.LITERAL, args=typing.get_args(tp))
+    if typing_inspect.is_new_type(tp):
+        return TypeInfo(Kind.NEWTYPE, origin=tp, args=(getattr(tp, "__supertype__", Any),))
+    if typing_inspect.is_typevar(tp):
+        return TypeInfo(Kind.TYPEVAR, origin=tp)
+    if tp is tuple or origin is tuple:
+        args = typing.get_args(tp)
+        if tp is tuple or (len(args) == 0 and origin is tuple and tp is tuple):
+            return TypeInfo(Kind.TUPLE, tuple, (Any,), variadic=True)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return TypeInfo(Kind.TUPLE, tuple, (args[0],), variadic=True)
+        if args == ((),):  # typing.Tuple[()]
+            args = ()
+        return TypeInfo(Kind.TUPLE, tuple, args)
+    if typing_inspect.is_callable_type(tp) and origin is not None:
+        return TypeInfo(Kind.CALLABLE, origin, typing.get_args(tp))
+    if origin is type:
+        args = typing.get_args(tp)
+        return TypeInfo(Kind.TYPE, type, args or (Any,))
+    if isinstance(origin, type):
+        return TypeInfo(Kind.CLASS, origin, typing.get_args(tp))
+    if tp is type:
+        return TypeInfo(Kind.TYPE, type, (Any,))
+    if isinstance(tp, type):
+        return TypeInfo(Kind.CLASS, tp, ())
+    return TypeInfo(Kind.UNKNOWN)

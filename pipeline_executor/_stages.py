@@ -11,7 +11,7 @@ import enum
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Protocol
+from typing import Any, Protocol
 
 from . import _introspect
 from ._errors import PipelineDefinitionError
@@ -60,6 +60,8 @@ class StageSpec:
         buffer: the most output items alive at once; ``None`` for a sink, which has no output.
         args: positional constants.
         kwargs: keyword constants (read-only).
+        item_type: the type of the items it yields, as its annotations say (``Any`` when
+            they do not; set by the build-time type check).
     """
 
     fn: Callable[..., object]
@@ -70,6 +72,7 @@ class StageSpec:
     buffer: int | None
     args: tuple[object, ...]
     kwargs: Mapping[str, object]
+    item_type: object = Any
 
     @property
     def label(self) -> str:
@@ -168,7 +171,7 @@ def make_stage(
                 "consume its items and return (use then() for a stage that yields)",
             )
         if n_threads > 1:
-            returns = _introspect.return_hint(fn, label)
+            returns = _introspect.hints(fn, label).annotations["return"]
             if returns is not None and returns is not type(None):
                 found = (
                     "no return annotation"

@@ -1,22 +1,230 @@
-"""Build-time compatibility of adjacent stages: the seam the builder calls for every stage.
+"""Build-time type checks of the pipeline graph, and the optional per-item checks.
 
-The builder calls :func:`check_stage` for each stage it adds, with the stage before it, before
-any thread exists. Today it accepts every pair: the checks of item types between stages and
-of constant values against annotations belong here, and nothing else needs to change to add
-them.
+For every stage, before any thread exists: the function is not async; its first parameter
+takes an iterator of items whose type fits what the previous stage yields (binding the
+stage's TypeVars from it); a source or stage returns an iterable (not a ``str`` or ``bytes``)
+whose item type becomes what the next stage is checked against; and every constant, those
+bound by ``functools.partial`` included, is checked against its parameter's annotation with
+``typeguard.check_type`` (every item of a collection). Missing annotations count as ``Any``,
+except under the seed's ``execute`` API, which requires them all and only warns about
+constants (see :class:`Strictness`).
 """
 
 from __future__ import annotations
 
-from ._stages import StageSpec
+import collections.abc as abc
+import dataclasses
+import enum
+import inspect
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, cast
 
-__all__ = ["check_stage"]
+from . import _introspect
+from ._errors import PipelineTypeError, PipelineTypeWarning
+from ._introspect import MISSING, Hints, Kind, classify
+from ._stages import Role, StageSpec
+from ._subtype import (
+    NOT_ITERABLE,
+    BindError,
+    bind,
+    describe,
+    is_subtype,
+    item_type,
+    substitute,
+)
+
+__all__ = ["Strictness", "check_stage", "with_item_checks"]
+
+_INPUT = object()  # stands for the items in a binding of a stage's parameters
 
 
-def check_stage(previous: StageSpec | None, stage: StageSpec) -> None:
+class Strictness(enum.Enum):
+    """How strictly a stage's annotations are held to."""
+
+    FLUENT = "fluent"
+    """The builder: a missing annotation is ``Any``; a constant that does not fit raises."""
+
+    SEED = "seed"
+    """``execute()``: every parameter and the return must be annotated, as the seed's README
+    says; a constant that does not fit its annotation only warns, as the seed promised not to
+    check constants' types."""
+
+
+def check_stage(
+    previous: StageSpec | None, stage: StageSpec, strictness: Strictness = Strictness.FLUENT
+) -> StageSpec:
     """Check that ``stage`` can follow ``previous`` (``None`` for a source).
 
+    Returns:
+        ``stage`` with ``item_type`` set to the type of the items it yields.
+
     Raises:
-        PipelineTypeError: the types of the two stages do not fit (not yet checked).
+        PipelineTypeError: naming the stage, what was expected and what was found.
     """
-    del previous, stage
+    label = stage.label
+    if _introspect.is_async(stage.fn):
+        raise PipelineTypeError(
+            label,
+            "is an async function: async stages are not supported (yet); write a plain "
+            "generator, and run any coroutine inside it with asyncio.run()",
+        )
+    hints = _introspect.hints(stage.fn, label)
+    if strictness is Strictness.SEED:
+        _require_annotations(label, hints, stage.role)
+    binding: dict[Any, object] = {}
+    if stage.role is not Role.SOURCE and previous is not None:
+        _check_input(previous, stage, hints, binding)
+    if stage.role is not Role.SINK:
+        stage = dataclasses.replace(stage, item_type=_yielded(stage, hints, binding))
+    _check_constants(stage, hints, binding, strictness)
+    return stage
+
+
+def _require_annotations(label: str, hints: Hints, role: Role) -> None:
+    missing = [p.name for p in hints.params if hints.annotations[p.name] is MISSING]
+    if missing:
+        names = ", ".join(repr(name) for name in missing)
+        raise PipelineTypeError(
+            label, f"has no annotation on parameter(s) {names}; execute() needs them all"
+        )
+    if hints.annotations["return"] is MISSING:
+        wanted = "'-> None' or what it returns" if role is Role.SINK else "'-> Iterable[...]'"
+        raise PipelineTypeError(
+            label, f"has no return annotation; execute() needs one, e.g. {wanted}"
+        )
+
+
+def _check_input(
+    previous: StageSpec, stage: StageSpec, hints: Hints, binding: dict[Any, object]
+) -> None:
+    first = hints.params[0] if hints.params else None
+    if first is None or first.kind is inspect.Parameter.VAR_POSITIONAL:
+        return
+    annotation = hints.annotations[first.name]
+    if annotation is MISSING:
+        return
+    if not is_subtype(abc.Iterator[Any], annotation):
+        raise PipelineTypeError(
+            stage.label,
+            f"takes its items as {describe(annotation)}, but it is given an iterator: "
+            f"annotate its first parameter {first.name!r} as Iterable[...] or Iterator[...]",
+        )
+    accepted = item_type(annotation)
+    upstream = previous.item_type
+    try:
+        bind(accepted, upstream, binding)
+    except BindError as exc:
+        raise PipelineTypeError(
+            stage.label,
+            f"expects items of type {describe(accepted)}, where {describe(exc.var)} must be "
+            f"{describe(exc.expected)}, but {previous.label} yields {describe(upstream)}",
+        ) from None
+    if not is_subtype(upstream, substitute(accepted, binding)):
+        raise PipelineTypeError(
+            stage.label,
+            f"expects items of type {describe(accepted)}, but {previous.label} yields "
+            f"{describe(upstream)}",
+        )
+
+
+def _yielded(stage: StageSpec, hints: Hints, binding: dict[Any, object]) -> object:
+    returns = hints.annotations["return"]
+    if returns is MISSING:
+        return Any
+    info = classify(returns)
+    if info.kind is Kind.CLASS and issubclass(info.origin, (str, bytes)):
+        what = "1-character strings" if issubclass(info.origin, str) else "ints"
+        raise PipelineTypeError(
+            stage.label,
+            f"returns {describe(returns)}, which is an iterable of {what}: each would become "
+            f"an item; yield whole values and annotate it '-> Iterator[{describe(returns)}]'",
+        )
+    item = item_type(returns)
+    if item is NOT_ITERABLE:
+        raise PipelineTypeError(
+            stage.label,
+            f"returns {describe(returns)}, which is not iterable; a {stage.role.value}() "
+            "stage must return Iterable[...], Iterator[...] or Generator[...]",
+        )
+    return _free_to_any(substitute(item, binding))
+
+
+def _free_to_any(tp: object) -> object:
+    """A TypeVar nothing bound stands for any type."""
+    return Any if classify(tp).kind is Kind.TYPEVAR else tp
+
+
+def _check_constants(
+    stage: StageSpec, hints: Hints, binding: dict[Any, object], strictness: Strictness
+) -> None:
+    call_args = stage.args if stage.role is Role.SOURCE else (_INPUT, *stage.args)
+    given = _introspect.arguments(hints.params, call_args, stage.kwargs)
+    for key, name, value in (*hints.bound, *given):
+        annotation = hints.annotations.get(name, MISSING)
+        if value is _INPUT or annotation is MISSING:
+            continue
+        problem = _mismatch(value, substitute(annotation, binding))
+        if problem is None:
+            continue
+        message = (
+            f"expects its constant {key!r} to be {describe(annotation)}, but got "
+            f"{_short(value)} ({type(value).__name__}): {problem}"
+        )
+        if strictness is Strictness.SEED:
+            warnings.warn(PipelineTypeWarning(f"{stage.label} {message}"), stacklevel=5)
+        else:
+            raise PipelineTypeError(stage.label, message) from problem
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _mismatch(value: object, annotation: object) -> Exception | None:
+    """typeguard's complaint about ``value`` for ``annotation``, or None if it fits."""
+    from typeguard import CollectionCheckStrategy, TypeCheckError, check_type
+
+    try:
+        check_type(value, annotation, collection_check_strategy=CollectionCheckStrategy.ALL_ITEMS)
+    except TypeCheckError as exc:
+        return exc
+    except Exception:  # an annotation typeguard cannot check: accept, as mypy's verdict stands
+        return None
+    return None
+
+
+def with_item_checks(stage: StageSpec) -> StageSpec:
+    """``stage`` with every item it yields checked against its declared item type.
+
+    A mismatch raises :class:`PipelineTypeError` in the stage, which stops the pipeline like
+    any stage failure.
+    """
+    if stage.role is Role.SINK or stage.item_type is Any:
+        return stage
+    fn, declared, label = stage.fn, stage.item_type, stage.label
+
+    def checked(*args: object, **kwargs: object) -> Iterator[object]:
+        from typeguard import CollectionCheckStrategy, TypeCheckError, check_type
+
+        items: Iterator[object] = iter(cast("Iterable[object]", fn(*args, **kwargs)))
+        try:
+            for item in items:
+                try:
+                    check_type(
+                        item, declared, collection_check_strategy=CollectionCheckStrategy.ALL_ITEMS
+                    )
+                except TypeCheckError as exc:
+                    raise PipelineTypeError(
+                        label,
+                        f"yielded an item of type {type(item).__name__}, but its items are "
+                        f"declared as {describe(declared)}: {exc}",
+                    ) from exc
+                yield item
+        finally:
+            close: Callable[[], object] | None = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    return dataclasses.replace(stage, fn=checked)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import threading
+import weakref
 from collections.abc import Iterable, Iterator
 
 import pytest
@@ -280,13 +281,12 @@ def test_items_held_by_a_middle_stage_count_against_the_bound() -> None:
     assert 1 <= peak[0] <= 5
 
 
+class Item:
+    """An item that can be weakly referenced."""
+
+
 def test_no_reference_to_items_survives_a_run() -> None:
     """Items are dropped once delivered: weak references die with the run."""
-    import weakref
-
-    class Item:
-        pass
-
     refs: list[weakref.ref[Item]] = []
 
     def source() -> Iterator[Item]:
