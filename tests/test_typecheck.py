@@ -8,7 +8,7 @@ import warnings
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator, Sequence
 from numbers import Number
 from pathlib import PurePosixPath
-from typing import Any, TypeVar, Union
+from typing import Any, Literal, TypeVar, Union
 
 import pytest
 from hypothesis import given, settings
@@ -21,7 +21,7 @@ from pipeline_executor import (
     PipelineTypeWarning,
     execute,
 )
-from pipeline_executor._subtype import is_subtype
+from pipeline_executor._subtype import NOT_ITERABLE, describe, is_subtype, item_type
 from pipeline_executor._typecheck import check_stage
 
 from .typecheck_types import Animal, Box, Cell, Dog, UserId
@@ -534,3 +534,51 @@ def test_check_stage_returns_the_item_type() -> None:
     first: Any = Pipeline.source(words, n=1)  # its stages are private
     assert first.then(batch, size=1)._stages[-1].item_type == list[str]
     assert check_stage(None, first._stages[0]).item_type is str
+
+
+@pytest.mark.parametrize(
+    ("iterable", "item"),
+    [
+        (Iterator[int], int),
+        (list[str], str),
+        (str, str),
+        (bytes, int),
+        (dict[str, int], str),
+        (tuple[int, ...], int),
+        (tuple[int, str], int | str),
+        (list[int] | set[str], int | str),
+        (Generator[bytes, None, None], bytes),
+        (range, int),
+        (Any, Any),
+    ],
+)
+def test_item_type_of_iterables(iterable: Any, item: Any) -> None:
+    """What an iterable type yields."""
+    assert item_type(iterable) == item
+
+
+@pytest.mark.parametrize("not_iterable", [int, None, int | list[int], Callable[[], int]])
+def test_item_type_of_non_iterables(not_iterable: Any) -> None:
+    """Non-iterable types are told apart from Any."""
+    assert item_type(not_iterable) is NOT_ITERABLE
+
+
+@pytest.mark.parametrize(
+    ("tp", "text"),
+    [
+        (list[int] | None, "list[int] | None"),
+        (Callable[[int], str], "Callable[[int], str]"),
+        (Callable[..., str], "Callable[..., str]"),
+        (tuple[int, ...], "tuple[int, ...]"),
+        (tuple[()], "tuple[()]"),
+        (Literal["a", 1], "Literal['a', 1]"),
+        (UserId, "UserId"),
+        (X, "X"),
+        (type[int], "type[int]"),
+        (Any, "Any"),
+        (Box[Dog], "Box[Dog]"),
+    ],
+)
+def test_types_are_described_briefly(tp: Any, text: str) -> None:
+    """Messages name types the way they are written."""
+    assert describe(tp) == text
