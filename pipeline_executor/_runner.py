@@ -12,16 +12,17 @@ generator (running its ``finally`` blocks) and returns. The caller raises the fi
 
 from __future__ import annotations
 
-import contextlib
-import signal
+import atexit
 import threading
 import time
 import warnings
-from collections.abc import Generator, Iterable, Iterator, Sequence
+import weakref
+from collections.abc import Iterable, Iterator, Sequence
 from typing import NamedTuple, cast
 
 from ._channel import Aborted, Cancelled, Channel, ChannelTimeout, Receiver, Sender
 from ._errors import InactivityError, add_note
+from ._signals import interrupts_deferred, sigterm_as_exit
 from ._stages import StageSpec
 
 __all__ = ["GRACE_PERIOD", "ThreadBackend"]
@@ -52,21 +53,6 @@ def _close(iterator: object) -> None:
     close = getattr(iterator, "close", None)
     if callable(close):
         close()
-
-
-@contextlib.contextmanager
-def _interrupts_deferred() -> Generator[None, None, None]:
-    """Block SIGINT in the main thread for the duration; a pending one fires on exit."""
-    if threading.current_thread() is not threading.main_thread() or not hasattr(
-        signal, "pthread_sigmask"
-    ):
-        yield  # pragma: no cover - only the main thread of a POSIX process receives SIGINT
-        return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 class _Watchdog:
@@ -126,6 +112,10 @@ class _Execution:
                     target=self._work,
                     args=(stage, receiver, sender),
                     name=f"pipeline-{stage.name}-{i}",
+                    # Every thread is joined before the caller gets control back; daemon
+                    # only so that a thread abandoned while stuck, or a pipeline never
+                    # closed, cannot keep the interpreter from exiting (see _abort_at_exit).
+                    daemon=True,
                 )
                 self._threads.append(thread)
                 self._stage_of[thread] = stage
@@ -198,6 +188,7 @@ class _Execution:
 
     def start(self) -> None:
         """Start every thread; if one cannot start, stop and join the ones that did."""
+        _LIVE.add(self)
         with self._lock:
             self._running = dict(self._stage_of)
         started = 0
@@ -205,7 +196,7 @@ class _Execution:
             # A Ctrl-C in the middle of Thread.start() would leave us not knowing whether
             # that thread runs: hold SIGINT back until every thread is started (the threads
             # inherit the mask, so the signal can only go to the caller's thread).
-            with _interrupts_deferred():
+            with interrupts_deferred():
                 for thread in self._threads:
                     thread.start()
                     started += 1
@@ -248,6 +239,7 @@ class _Execution:
 
     def shutdown(self, grace: float = GRACE_PERIOD) -> None:
         """Join every thread; abandon, with a warning, any still running after ``grace`` s."""
+        _LIVE.discard(self)
         if not self._all_done.wait(grace):
             with self._lock:
                 stuck = list(self._running.items())
@@ -300,6 +292,19 @@ class _Execution:
         return result
 
 
+_LIVE: weakref.WeakSet[_Execution] = weakref.WeakSet()
+"""Executions started and not yet shut down."""
+
+
+@atexit.register
+def _abort_at_exit() -> None:
+    """At interpreter exit, stop what still runs (a pipeline iterated but never closed), so
+    that its stages' ``finally`` blocks run before the daemon threads are dropped."""
+    for execution in list(_LIVE):
+        execution.abort()
+        execution.shutdown()
+
+
 class ThreadBackend:
     """Runs each stage's instances on threads of this process, joined by bounded buffers."""
 
@@ -319,24 +324,9 @@ class ThreadBackend:
             output.timeout = watchdog.interval
         completed = False
         try:
-            execution.start()
-            while True:
-                try:
-                    item = next(output)
-                except StopIteration:
-                    break
-                except ChannelTimeout:
-                    assert watchdog is not None
-                    try:
-                        watchdog.check()
-                    except InactivityError as exc:
-                        execution.abort(exc)
-                        break
-                    continue
-                except Aborted:
-                    break
-                yield item
-                del item  # the next item is asked for: this one is no longer held
+            with sigterm_as_exit():
+                execution.start()
+                yield from _receive(execution, output, watchdog)
             completed = True
         finally:
             if not completed:  # the consumer stopped early, raised, or was interrupted
@@ -349,15 +339,39 @@ class ThreadBackend:
         """Run ``stages`` to the end of the sink and return what the sink returned."""
         execution = _Execution(stages)
         try:
-            execution.start()
-            execution.wait(inactivity_timeout)
-        except BaseException:  # KeyboardInterrupt while waiting: stop, join, re-raise as is
+            with sigterm_as_exit():
+                execution.start()
+                execution.wait(inactivity_timeout)
+        except BaseException:  # Ctrl-C or SIGTERM while waiting: stop, join, re-raise as is
             execution.abort()
             execution.shutdown()
             raise
         execution.shutdown()
         execution.raise_failure()
         return execution.result()
+
+
+def _receive(
+    execution: _Execution, output: Receiver[object], watchdog: _Watchdog | None
+) -> Iterator[object]:
+    """Yield the last stage's items until its end, a stop, or the watchdog firing."""
+    while True:
+        try:
+            item = next(output)
+        except StopIteration:
+            return
+        except ChannelTimeout:
+            assert watchdog is not None
+            try:
+                watchdog.check()
+            except InactivityError as exc:
+                execution.abort(exc)
+                return
+            continue
+        except Aborted:
+            return
+        yield item
+        del item  # the next item is asked for: this one is no longer held
 
 
 THREADS = ThreadBackend()
