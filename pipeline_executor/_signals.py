@@ -1,7 +1,7 @@
 """What the caller's thread does about signals while a pipeline runs (POSIX main thread only).
 
-* ``interrupts_deferred``: SIGINT is held back while threads are being started, so that a
-  Ctrl-C cannot leave us not knowing whether a thread runs; it fires right after.
+* ``interrupts_deferred``: SIGINT and SIGTERM are held back while threads are being started,
+  so that a signal cannot leave us not knowing whether a thread runs; they fire right after.
 * ``sigterm_as_exit``: while a pipeline runs in the main thread, and only if SIGTERM still has
   Python's default action (which kills the process at once, running no ``finally``), SIGTERM
   raises ``SystemExit(143)`` instead: the pipeline stops like on Ctrl-C, every stage's
@@ -29,14 +29,14 @@ def _in_main_thread() -> bool:
 
 @contextlib.contextmanager
 def interrupts_deferred() -> Generator[None, None, None]:
-    """Block SIGINT in the main thread for the duration; a pending one fires on exit.
+    """Block SIGINT and SIGTERM in the main thread for the duration; pending ones fire on exit.
 
-    Threads started meanwhile inherit the mask, so the signal can only reach the main thread.
+    Threads started meanwhile inherit the mask, so the signals can only reach the main thread.
     """
     if not _in_main_thread() or not hasattr(signal, "pthread_sigmask"):  # pragma: no cover
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     try:
         yield
     finally:

@@ -6,8 +6,13 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 
 JOIN_TIMEOUT = 10.0
+
+# The default profile runs each property's own max_examples; `--hypothesis-profile=stress`
+# is the long local run.
+settings.register_profile("stress", max_examples=5000, deadline=None)
 
 
 @pytest.fixture(autouse=True)

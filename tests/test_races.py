@@ -1,7 +1,12 @@
-"""Tricky timings, repeated so that a race shows up as a failure rather than a rare hang."""
+"""Tricky timings, repeated so that a race shows up as a failure rather than a rare hang.
+
+Each scenario runs PIPELINE_REPEAT times (500 by default, as in CI); the long local run is
+``PIPELINE_REPEAT=20000 .venv/bin/python -m pytest tests/test_races.py``.
+"""
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterable, Iterator
 
@@ -11,7 +16,7 @@ from pipeline_executor import Pipeline
 
 from .stages import Boom, add_one, collect, endless, numbers, total
 
-REPEAT = 100
+REPEAT = int(os.environ.get("PIPELINE_REPEAT", "500"))
 
 
 def fail_on_last(xs: Iterable[int], last: int) -> Iterator[int]:
@@ -57,13 +62,13 @@ def test_break_while_the_producer_waits_for_a_full_buffer() -> None:
 def test_many_threads_on_the_smallest_buffer() -> None:
     """threads == buffer everywhere: nothing lost, nothing duplicated, no deadlock."""
     pipeline = (
-        Pipeline.source(numbers, 1, n=200)
+        Pipeline.source(numbers, 1, n=30)
         .then(add_one, threads=4, buffer=4)
         .then(add_one, threads=3, buffer=3)
         .sink(collect)
     )
-    for _ in range(REPEAT // 2):
-        assert sorted(pipeline.run()) == list(range(2, 202))
+    for _ in range(REPEAT):
+        assert sorted(pipeline.run()) == list(range(2, 32))
 
 
 def test_a_multithreaded_sink_failing_early() -> None:

@@ -1,0 +1,193 @@
+"""Interrupts and signals, in a child process as a user would meet them."""
+
+from __future__ import annotations
+
+import select
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+WAIT = 20.0  # a child that takes longer than this is hung: the test fails
+
+CHILD = """
+import sys, pathlib, threading
+from pipeline_executor import Pipeline
+
+log = pathlib.Path(sys.argv[1])
+lock = threading.Lock()
+
+def note(what):
+    with lock, log.open("a") as f:
+        f.write(what + "\\n")
+
+def endless():
+    n = 0
+    try:
+        while True:
+            yield n
+            n += 1
+    finally:
+        note("source finally")
+
+def work(xs):
+    try:
+        for x in xs:
+            if x == 1000:
+                print("ready", flush=True)
+            yield x
+    finally:
+        note("work finally")
+
+def total(xs):
+    try:
+        return sum(xs)
+    finally:
+        note("sink finally")
+"""
+
+
+def start(tmp_path: Path, body: str) -> tuple[subprocess.Popen[str], Path]:
+    script = tmp_path / "child.py"
+    script.write_text(textwrap.dedent(CHILD) + textwrap.dedent(body))
+    log = tmp_path / "log.txt"
+    log.touch()
+    process = subprocess.Popen(
+        [sys.executable, str(script), str(log)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    return process, log
+
+
+def wait_ready(process: subprocess.Popen[str]) -> None:
+    """Wait (bounded) until the child prints its ready line."""
+    assert process.stdout is not None
+    readable, _, _ = select.select([process.stdout], [], [], WAIT)
+    assert readable, "the child never got ready"
+    assert process.stdout.readline() == "ready\n"
+
+
+def finish(process: subprocess.Popen[str]) -> tuple[int, str]:
+    try:
+        _, stderr = process.communicate(timeout=WAIT)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        pytest.fail("the child hung")
+    return process.returncode, stderr
+
+
+def no_stack_dump(stderr: str) -> bool:
+    return "Fatal Python error" not in stderr and "Thread 0x" not in stderr
+
+
+@pytest.mark.parametrize("how", ["run", "iterate"])
+def test_sigint_stops_the_child_promptly_with_every_finally_run(tmp_path: Path, how: str) -> None:
+    """Ctrl-C: KeyboardInterrupt within 2 s, every stage's finally ran, no stack dump."""
+    body = {
+        "run": "Pipeline.source(endless).then(work, threads=2).sink(total).run()\n",
+        "iterate": "for _ in Pipeline.source(endless).then(work, threads=2):\n    pass\n",
+    }[how]
+    process, log = start(tmp_path, body)
+    wait_ready(process)
+    sent = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    returncode, stderr = finish(process)
+    assert time.monotonic() - sent < 2.0
+    assert returncode == -signal.SIGINT  # died of the KeyboardInterrupt, as Python does
+    assert stderr.rstrip().endswith("KeyboardInterrupt")
+    assert no_stack_dump(stderr)
+    finals = sorted(log.read_text().splitlines())
+    assert "source finally" in finals
+    assert 1 <= finals.count("work finally") <= 2
+    if how == "run":
+        assert "sink finally" in finals
+
+
+def test_sigterm_stops_the_pipeline_cleanly(tmp_path: Path) -> None:
+    """SIGTERM during run(): SystemExit(143) after a clean stop, every finally run."""
+    process, log = start(
+        tmp_path, "Pipeline.source(endless).then(work, threads=2).sink(total).run()\n"
+    )
+    wait_ready(process)
+    sent = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    returncode, stderr = finish(process)
+    assert time.monotonic() - sent < 2.0
+    assert returncode == 128 + signal.SIGTERM
+    assert no_stack_dump(stderr)
+    finals = log.read_text().splitlines()
+    assert {"source finally", "work finally", "sink finally"} <= set(finals)
+
+
+def test_sigterm_keeps_an_applications_own_handler(tmp_path: Path) -> None:
+    """An application's SIGTERM handler is left alone: it decides what happens."""
+    body = """
+    import signal
+    def handler(signum, frame):
+        note("own handler")
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, handler)
+    try:
+        Pipeline.source(endless).then(work).sink(total).run()
+    except KeyboardInterrupt:
+        sys.exit(7)
+    """
+    process, log = start(tmp_path, body)
+    wait_ready(process)
+    process.send_signal(signal.SIGTERM)
+    returncode, _ = finish(process)
+    assert returncode == 7
+    assert "own handler" in log.read_text().splitlines()
+
+
+def test_a_stage_stuck_in_an_uninterruptible_call_is_reported_and_abandoned(
+    tmp_path: Path,
+) -> None:
+    """run() raises after the grace period, names the stuck stage, and the child exits."""
+    body = """
+    entered = threading.Event()
+    def stuck(xs):
+        for x in xs:
+            print("ready", flush=True)
+            entered.set()
+            threading.Event().wait()  # nothing will ever set it
+            yield x
+    def failing():
+        yield 1
+        entered.wait()
+        raise ValueError("source failed")
+    Pipeline.source(failing).then(stuck).sink(total).run()
+    """
+    process, _ = start(tmp_path, body)
+    wait_ready(process)
+    returncode, stderr = finish(process)
+    assert returncode == 1
+    assert "ValueError: source failed" in stderr
+    assert (
+        "RuntimeWarning: pipeline_executor: stage 2 'stuck' (then) in thread pipeline-stuck-0 "
+        "did not stop within 1 s" in stderr
+    )
+    assert no_stack_dump(stderr)
+
+
+def test_exiting_without_closing_an_iteration_does_not_hang(tmp_path: Path) -> None:
+    """sys.exit() with a pipeline still open: the child exits, its stages' finally ran."""
+    body = """
+    items = iter(Pipeline.source(endless, 2).then(work))
+    for _ in range(1001):
+        next(items)
+    sys.exit(3)
+    """
+    process, log = start(tmp_path, body)
+    wait_ready(process)
+    returncode, stderr = finish(process)
+    assert returncode == 3
+    assert no_stack_dump(stderr)
+    assert sorted(log.read_text().splitlines()) == ["source finally", "work finally"]
