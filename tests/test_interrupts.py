@@ -16,6 +16,15 @@ from .stages import Boom, Recorder, endless, numbers, total
 WAIT = 10.0
 
 
+@pytest.fixture(autouse=True)
+def ctrl_c_raises_keyboard_interrupt() -> Iterator[None]:
+    """Python's own SIGINT handler, even where this run was started with SIGINT ignored
+    (as a shell does for background jobs)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def interrupt_main_thread() -> None:
     """What Ctrl-C does: SIGINT, delivered to the main thread (where the caller waits)."""
     signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)

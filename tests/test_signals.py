@@ -15,8 +15,11 @@ import pytest
 WAIT = 20.0  # a child that takes longer than this is hung: the test fails
 
 CHILD = """
-import sys, pathlib, threading
+import sys, pathlib, signal, threading
 from pipeline_executor import Pipeline
+
+# Ctrl-C as in a terminal, even if this test run was started with SIGINT ignored.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 log = pathlib.Path(sys.argv[1])
 lock = threading.Lock()
