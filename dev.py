@@ -19,7 +19,7 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / "python"
 
 # What each command installs: the package, with these extras.
-EXTRAS = {"demo": "", "bench": "", "test": "[dev,torch]"}
+EXTRAS = {"demo": "", "bench": "[progress]", "test": "[dev,torch,progress]"}
 
 
 def _ensure_env(extras: str) -> None:

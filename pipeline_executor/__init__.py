@@ -20,16 +20,26 @@ from ._errors import PipelineDefinitionError as PipelineDefinitionError
 from ._errors import PipelineError as PipelineError
 from ._errors import PipelineTypeError as PipelineTypeError
 from ._errors import PipelineTypeWarning as PipelineTypeWarning
+from ._monitor import Monitor as Monitor
+from ._stats import BufferStatistics as BufferStatistics
+from ._stats import PipelineStats as PipelineStats
+from ._stats import StageState as StageState
+from ._stats import StageStats as StageStats
 
 __all__ = [
+    "BufferStatistics",
     "InactivityError",
+    "Monitor",
     "Pipeline",
     "PipelineDefinitionError",
     "PipelineError",
+    "PipelineStats",
     "PipelineTask",
     "PipelineTypeError",
     "PipelineTypeWarning",
     "RunnablePipeline",
+    "StageState",
+    "StageStats",
     "execute",
 ]
 

@@ -7,10 +7,13 @@ then the stages are handed to a backend (:class:`~pipeline_executor._runner.Thre
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable, Iterator
-from typing import Concatenate, Generic, ParamSpec, TypeVar, cast
+from typing import Concatenate, Generic, ParamSpec, TextIO, TypeVar, cast
 
 from ._errors import PipelineDefinitionError
+from ._monitor import Monitor
+from ._progress import require_rich
 from ._runner import THREADS
 from ._stages import Backend, Role, StageSpec, make_stage
 from ._typecheck import check_stage, with_item_checks
@@ -184,19 +187,30 @@ class Pipeline(Generic[T_co]):
         """
         return self.iter()
 
-    def iter(self, *, inactivity_timeout: float | None = None) -> Iterator[T_co]:
+    def iter(
+        self,
+        *,
+        inactivity_timeout: float | None = None,
+        monitor: Monitor | None = None,
+        progress: bool | TextIO = False,
+    ) -> Iterator[T_co]:
         """Like ``iter(pipeline)``, with options.
 
         Args:
             inactivity_timeout: if no item moves between any two stages for this many seconds
                 while the caller waits for an item, stop and raise :class:`InactivityError`.
+            monitor: a :class:`Monitor` to read statistics from, during and after the run.
+            progress: ``True`` draws a live per-stage display on stderr if it is a terminal;
+                a file draws it there in any case. Needs ``pipeline_executor[progress]``.
 
         Raises:
-            PipelineDefinitionError: a bad ``inactivity_timeout``.
+            PipelineDefinitionError: a bad option, or ``progress`` without rich installed.
         """
         timeout = _check_timeout(inactivity_timeout)
         stages = _runnable(self._stages, self._item_checks)
-        items = self._backend.iterate(stages, inactivity_timeout=timeout)
+        items = self._backend.iterate(
+            stages, inactivity_timeout=timeout, monitor=monitor, progress=_where(progress)
+        )
         return cast(Iterator[T_co], items)
 
 
@@ -216,22 +230,52 @@ class RunnablePipeline(Generic[R_co]):
     def __repr__(self) -> str:
         return _describe(self._stages, self._item_checks)
 
-    def run(self, *, inactivity_timeout: float | None = None) -> R_co:
+    def run(
+        self,
+        *,
+        inactivity_timeout: float | None = None,
+        monitor: Monitor | None = None,
+        progress: bool | TextIO = False,
+    ) -> R_co:
         """Run every stage to the end and return the sink's return value.
 
         Args:
             inactivity_timeout: if no item moves between any two stages for this many
                 seconds, stop and raise :class:`InactivityError`.
+            monitor: a :class:`Monitor` to read statistics from, during and after the run.
+            progress: ``True`` draws a live per-stage display on stderr if it is a terminal;
+                a file draws it there in any case. Needs ``pipeline_executor[progress]``.
 
         Raises:
-            PipelineDefinitionError: a bad ``inactivity_timeout``.
+            PipelineDefinitionError: a bad option, or ``progress`` without rich installed.
             InactivityError: nothing moved for ``inactivity_timeout`` seconds.
             BaseException: whatever a stage raised, as itself, with a note naming the stage;
                 a ``KeyboardInterrupt`` while waiting stops the pipeline and is re-raised.
+                Each carries a last note saying how every stage ended.
         """
         timeout = _check_timeout(inactivity_timeout)
         stages = _runnable(self._stages, self._item_checks)
-        return cast(R_co, self._backend.run(stages, inactivity_timeout=timeout))
+        result = self._backend.run(
+            stages, inactivity_timeout=timeout, monitor=monitor, progress=_where(progress)
+        )
+        return cast(R_co, result)
+
+
+def _where(progress: bool | TextIO) -> TextIO | None:
+    """Where to draw the progress display: a given file, or stderr if it is a terminal."""
+    if progress is True:
+        if not sys.stderr.isatty():
+            return None
+        require_rich()
+        return sys.stderr
+    if progress is False:
+        return None
+    if not callable(getattr(progress, "write", None)):
+        raise PipelineDefinitionError(
+            "pipeline", f"progress must be a bool or a file to draw on, got {progress!r}"
+        )
+    require_rich()
+    return progress
 
 
 def _runnable(stages: tuple[StageSpec, ...], item_checks: bool) -> tuple[StageSpec, ...]:

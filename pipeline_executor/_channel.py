@@ -29,13 +29,25 @@ States, as trio and ``queue.Queue.shutdown`` tell them apart:
 
 from __future__ import annotations
 
+import enum
 import threading
+import time
 from collections import deque
 from typing import Generic, TypeVar
 
 from ._stats import BufferStatistics
 
-__all__ = ["Aborted", "Broken", "Cancelled", "Channel", "ChannelTimeout", "Receiver", "Sender"]
+__all__ = [
+    "Aborted",
+    "Activity",
+    "Broken",
+    "Cancelled",
+    "Channel",
+    "ChannelTimeout",
+    "Meter",
+    "Receiver",
+    "Sender",
+]
 
 _T = TypeVar("_T")
 
@@ -55,6 +67,38 @@ class Broken(Cancelled):
 
 class ChannelTimeout(Exception):
     """A consumer's wait with a timeout ran out with nothing to take."""
+
+
+class Activity(enum.Enum):
+    """What a thread is doing, as its :class:`Meter` last saw."""
+
+    BUSY = "inside its own code"
+    STARVED = "waiting for input"
+    BLOCKED = "waiting for space in its buffer"
+
+
+class Meter:
+    """One thread's clock, written only by that thread and read by anyone.
+
+    Only the slow paths (where the thread is about to wait) touch it, so it costs nothing per
+    item. ``busy`` is what is left of the thread's life once its waits are taken out.
+    """
+
+    __slots__ = ("activity", "blocked", "ended", "started", "starved")
+
+    def __init__(self) -> None:
+        self.activity = Activity.BUSY
+        self.starved = 0.0  # seconds waiting for input
+        self.blocked = 0.0  # seconds waiting for space downstream
+        self.started: float | None = None  # perf_counter() when the thread began
+        self.ended: float | None = None  # perf_counter() when it finished
+
+    def busy(self, now: float) -> float:
+        """Seconds alive and not waiting, as of ``now`` (a ``perf_counter()`` reading)."""
+        if self.started is None:
+            return 0.0
+        alive = (self.ended if self.ended is not None else now) - self.started
+        return max(0.0, alive - self.starved - self.blocked)
 
 
 class Channel(Generic[_T]):
@@ -241,7 +285,7 @@ class Sender(Generic[_T]):
     for the next one), then :meth:`close` once, whatever happened.
     """
 
-    __slots__ = ("_append", "_channel", "_closed", "_credits", "count")
+    __slots__ = ("_append", "_channel", "_closed", "_credits", "count", "meter")
 
     def __init__(self, channel: Channel[_T]) -> None:
         self._channel = channel
@@ -249,6 +293,7 @@ class Sender(Generic[_T]):
         self._credits = 0  # reserved slots not yet filled; one is for the item in the making
         self._closed = False
         self.count = 0  # items sent; written only by this producer's thread
+        self.meter = Meter()  # the runner gives each thread its own
 
     def __repr__(self) -> str:
         return f"<Sender of {self._channel!r}>"
@@ -260,7 +305,17 @@ class Sender(Generic[_T]):
             Aborted: the pipeline is stopping.
             Broken: every consumer has finished.
         """
-        self._credits = self._channel.reserve(self._channel.chunk)
+        self._credits = self._reserve()
+
+    def _reserve(self) -> int:
+        meter = self.meter
+        meter.activity = Activity.BLOCKED
+        start = time.perf_counter()
+        try:
+            return self._channel.reserve(self._channel.chunk)
+        finally:
+            meter.blocked += time.perf_counter() - start
+            meter.activity = Activity.BUSY
 
     def send(self, item: _T) -> None:
         """Publish ``item``, produced in a reserved slot, then reserve the next slot.
@@ -278,7 +333,7 @@ class Sender(Generic[_T]):
             channel.wake_getter()
         self._credits -= 1
         if not self._credits:
-            self._credits = channel.reserve(channel.chunk)
+            self._credits = self._reserve()
 
     def close(self) -> None:
         """This producer has finished: hand back its unused slots; the last one closes."""
@@ -294,7 +349,16 @@ class Receiver(Generic[_T]):
     An item handed out stays counted in the buffer until the consumer asks for the next one.
     """
 
-    __slots__ = ("_channel", "_closed", "_popleft", "_release_at", "_returned", "count", "timeout")
+    __slots__ = (
+        "_channel",
+        "_closed",
+        "_popleft",
+        "_release_at",
+        "_returned",
+        "count",
+        "meter",
+        "timeout",
+    )
 
     def __init__(self, channel: Channel[_T]) -> None:
         self._channel = channel
@@ -306,6 +370,7 @@ class Receiver(Generic[_T]):
         self._release_at = max(1, channel.capacity // 4)
         self._closed = False
         self.timeout: float | None = None
+        self.meter = Meter()  # the runner gives each thread its own
 
     def __repr__(self) -> str:
         return f"<Receiver of {self._channel!r}>"
@@ -332,7 +397,14 @@ class Receiver(Generic[_T]):
         if self._closed:
             raise StopIteration
         done, self._returned = self.count - self._returned, self.count
-        item = self._channel.wait_item(done, self.timeout)
+        meter = self.meter
+        meter.activity = Activity.STARVED
+        start = time.perf_counter()
+        try:
+            item = self._channel.wait_item(done, self.timeout)
+        finally:
+            meter.starved += time.perf_counter() - start
+            meter.activity = Activity.BUSY
         self.count += 1
         return item
 

@@ -95,13 +95,21 @@ class PipelineTypeWarning(UserWarning):
 class InactivityError(PipelineError, TimeoutError):
     """No item moved between any two stages for ``timeout`` seconds; the pipeline was stopped.
 
+    The message lists what each stage's threads were doing when it fired: waiting for
+    input, waiting for space in its buffer, or inside its own code at ``file:line``.
+
     Attributes:
         timeout: the ``inactivity_timeout`` that was exceeded, in seconds.
+        diagnosis: one line per thread, as in the message.
     """
 
-    def __init__(self, timeout: float) -> None:
-        super().__init__(
+    def __init__(self, timeout: float, diagnosis: tuple[str, ...] = ()) -> None:
+        message = (
             f"no item moved between any two stages for {timeout:g} s (inactivity_timeout); "
             "the pipeline was stopped"
         )
+        if diagnosis:
+            message += "; its threads were:\n" + "\n".join(f"  {line}" for line in diagnosis)
+        super().__init__(message)
         self.timeout = timeout
+        self.diagnosis = diagnosis

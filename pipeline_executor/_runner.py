@@ -2,12 +2,12 @@
 
 Ownership. An :class:`_Execution` owns every thread it starts and joins it before the caller
 gets control back; the only exception is a thread stuck in a call that cannot be interrupted,
-which is abandoned after a grace period with a warning naming its stage.
+which is abandoned after a grace period with a warning naming its stage and its line.
 
 Failure. A worker catches every ``BaseException`` its stage raises, records it, and stops the
 pipeline: every buffer is aborted, so every thread blocked on one wakes, closes its stage's
 generator (running its ``finally`` blocks) and returns. The caller raises the first failure
-(see ``_errors`` for the rule) once the threads are joined.
+(see ``_errors`` for the rule) once the threads are joined, with a shutdown report attached.
 """
 
 from __future__ import annotations
@@ -17,13 +17,18 @@ import threading
 import time
 import warnings
 import weakref
-from collections.abc import Iterable, Iterator, Sequence
-from typing import NamedTuple, cast
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple, TextIO, cast
 
-from ._channel import Aborted, Cancelled, Channel, ChannelTimeout, Receiver, Sender
+from ._channel import Aborted, Activity, Cancelled, Channel, ChannelTimeout, Meter, Receiver, Sender
+from ._diagnose import location
 from ._errors import InactivityError, add_note
+from ._monitor import Monitor, attach, detach, progress_callback
+from ._progress import ProgressDisplay
 from ._signals import interrupts_deferred, sigterm_as_exit
 from ._stages import StageSpec
+from ._stats import PipelineStats, StageState, StageStats
 
 __all__ = ["GRACE_PERIOD", "ThreadBackend"]
 
@@ -33,8 +38,40 @@ GRACE_PERIOD = 1.0
 
 class _Failure(NamedTuple):
     exc: BaseException
-    stage: StageSpec | None  # None: the cause came from outside every stage (inactivity)
+    stage: StageSpec | None  # None: the cause came from outside every stage
     thread: str
+
+
+@dataclass(eq=False)
+class _Worker:
+    """One thread of one stage, and what is known about it."""
+
+    stage: StageSpec
+    receiver: Receiver[object] | None
+    sender: Sender[object] | None
+    thread: threading.Thread = field(init=False)
+    meter: Meter = field(default_factory=Meter)
+    outcome: StageState | None = None  # set when the thread ends (or is abandoned)
+    cpu: float | None = None  # CPU seconds, recorded by the thread as it ends
+
+    def cpu_now(self) -> float | None:
+        """CPU seconds used so far (read from the thread's clock while it runs)."""
+        if self.cpu is not None or self.thread.ident is None:
+            return self.cpu
+        try:
+            return time.clock_gettime(time.pthread_getcpuclockid(self.thread.ident))
+        except (AttributeError, OSError, ValueError):  # not POSIX, or just ended
+            return None
+
+    def describe(self) -> str:
+        """What it is doing: its outcome, what it waits for, or the line of its own code."""
+        if self.outcome is not None:
+            return self.outcome.value
+        if self.meter.activity is Activity.BUSY:
+            where = location(self.thread.ident)
+            if where is not None:
+                return f"inside its own code at {where}"
+        return self.meter.activity.value
 
 
 def _stopped_by_us(exc: BaseException) -> bool:
@@ -65,16 +102,16 @@ class _Watchdog:
         self._moved = -1
         self._since = time.monotonic()
 
-    def check(self) -> None:
-        """Raise :class:`InactivityError` if nothing moved since ``timeout`` seconds ago."""
+    def stalled(self) -> bool:
+        """Whether nothing moved since at least ``timeout`` seconds ago."""
         now = time.monotonic()
         moved = sum(channel.moved() for channel in self._channels)
         if moved != self._moved:
             # Something moved since the last check, so at most now - _since ago.
             self._moved = moved
             self._since = now
-        elif now - self._since >= self.timeout:
-            raise InactivityError(self.timeout)
+            return False
+        return now - self._since >= self.timeout
 
 
 class _Execution:
@@ -90,10 +127,13 @@ class _Execution:
         self._last_stage_running = stages[-1].threads
         self._all_done = threading.Event()
         self._result: object = None
+        self._started_at = time.perf_counter()
+        self._ended_at: float | None = None
         self.channels: list[Channel[object]] = []
-        self._threads: list[threading.Thread] = []
-        self._stage_of: dict[threading.Thread, StageSpec] = {}
-        self._running: dict[threading.Thread, StageSpec] = {}  # the threads not finished yet
+        self._out: dict[int, Channel[object]] = {}  # stage position -> its output buffer
+        self.workers: list[_Worker] = []
+        self._running: set[_Worker] = set()  # the workers whose thread has not finished
+        self._helpers: list[threading.Thread] = []  # the monitor's thread, if any
         receivers: list[Receiver[object]] = []
         for index, stage in enumerate(stages):
             inputs = receivers
@@ -104,29 +144,34 @@ class _Execution:
                 consumers = stages[index + 1].threads if index + 1 < len(stages) else 1
                 out = Channel[object](stage.buffer, producers=stage.threads, consumers=consumers)
                 self.channels.append(out)
+                self._out[stage.position] = out
                 receivers = out.receivers
             for i in range(stage.threads):
-                receiver = inputs[i] if inputs else None
-                sender = out.senders[i] if out is not None else None
-                thread = threading.Thread(
+                worker = _Worker(
+                    stage, inputs[i] if inputs else None, out.senders[i] if out else None
+                )
+                for end in (worker.receiver, worker.sender):
+                    if end is not None:
+                        end.meter = worker.meter
+                worker.thread = threading.Thread(
                     target=self._work,
-                    args=(stage, receiver, sender),
+                    args=(worker,),
                     name=f"pipeline-{stage.name}-{i}",
                     # Every thread is joined before the caller gets control back; daemon
                     # only so that a thread abandoned while stuck, or a pipeline never
                     # closed, cannot keep the interpreter from exiting (see _abort_at_exit).
                     daemon=True,
                 )
-                self._threads.append(thread)
-                self._stage_of[thread] = stage
+                self.workers.append(worker)
         # The caller's receiver when the last stage is not a sink.
         self.output: Receiver[object] | None = receivers[0] if receivers else None
 
     # -- in the workers ------------------------------------------------------------------
 
-    def _work(
-        self, stage: StageSpec, receiver: Receiver[object] | None, out: Sender[object] | None
-    ) -> None:
+    def _work(self, worker: _Worker) -> None:
+        stage, receiver, out = worker.stage, worker.receiver, worker.sender
+        worker.meter.started = time.perf_counter()
+        outcome = StageState.FINISHED
         stopped = False  # we cancelled this stage
         iterator: Iterator[object] | None = None
         try:
@@ -145,43 +190,52 @@ class _Execution:
                     send(item)
         except Cancelled:
             stopped = True
+            outcome = StageState.CANCELLED
         except BaseException as exc:  # every failure is the caller's to see
-            self._record(exc, stage, stopped=_stopped_by_us(exc))
+            outcome = self._record(exc, stage, stopped=_stopped_by_us(exc))
         finally:
             try:
                 _close(iterator)  # in this thread: the generator's finally runs here
             except BaseException as exc:
-                self._record(exc, stage, stopped=stopped or _stopped_by_us(exc))
+                failed = self._record(exc, stage, stopped=stopped or _stopped_by_us(exc))
+                if failed is StageState.FAILED:
+                    outcome = failed
             iterator = None
             if receiver is not None:
                 receiver.close()
             if out is not None:
                 out.close()
-            self._finished(stage)
+            worker.cpu = time.thread_time()
+            worker.meter.ended = time.perf_counter()
+            worker.outcome = outcome
+            self._finished(worker)
 
-    def _record(self, exc: BaseException, stage: StageSpec, *, stopped: bool) -> None:
+    def _record(self, exc: BaseException, stage: StageSpec, *, stopped: bool) -> StageState:
+        """Record a failure; say whether it counts as one or as a consequence of our stop."""
         if isinstance(exc, Cancelled):
-            return
+            return StageState.CANCELLED
         with self._lock:
             # A failure while we were stopping the stage is a consequence of the stop when
             # the pipeline is aborting; after a downstream stage merely finished early, it
             # is a failure of its own.
             if stopped and self._aborted:
-                return
+                return StageState.CANCELLED
             self._failures.append(_Failure(exc, stage, threading.current_thread().name))
             first = not self._aborted
             self._aborted = True
         if first:
             self._abort_channels()
+        return StageState.FAILED
 
-    def _finished(self, stage: StageSpec) -> None:
+    def _finished(self, worker: _Worker) -> None:
         with self._lock:
-            del self._running[threading.current_thread()]
-            if stage.position == len(self._stages):
+            self._running.discard(worker)
+            if worker.stage.position == len(self._stages):
                 self._last_stage_running -= 1
                 if self._last_stage_running == 0:
                     self._last_stage_done.set()
             if not self._running:
+                self._ended_at = time.perf_counter()
                 self._all_done.set()
 
     # -- in the caller -------------------------------------------------------------------
@@ -189,26 +243,69 @@ class _Execution:
     def start(self) -> None:
         """Start every thread; if one cannot start, stop and join the ones that did."""
         _LIVE.add(self)
+        self._started_at = time.perf_counter()
         with self._lock:
-            self._running = dict(self._stage_of)
+            self._running = set(self.workers)
         started = 0
         try:
-            # A Ctrl-C in the middle of Thread.start() would leave us not knowing whether
-            # that thread runs: hold SIGINT back until every thread is started (the threads
-            # inherit the mask, so the signal can only go to the caller's thread).
+            # A signal in the middle of Thread.start() would leave us not knowing whether
+            # that thread runs: hold SIGINT and SIGTERM back until every thread is started
+            # (the threads inherit the mask, so signals can only go to the caller's thread).
             with interrupts_deferred():
-                for thread in self._threads:
-                    thread.start()
+                for worker in self.workers:
+                    worker.thread.start()
                     started += 1
         except BaseException:  # e.g. "can't start new thread": nothing else has run yet
             with self._lock:
-                for unstarted in self._threads[started:]:
-                    del self._running[unstarted]
+                for worker in self.workers[started:]:
+                    self._running.discard(worker)
+                    worker.outcome = StageState.CANCELLED
                 if not self._running:
                     self._all_done.set()
             self.abort()
             self.shutdown()
             raise
+
+    def watch(self, monitor: Monitor | None, display: ProgressDisplay | None) -> None:
+        """Feed ``monitor`` and the progress display from a helper thread until the end."""
+        if monitor is not None:
+            attach(monitor, self.snapshot)
+        callback = progress_callback(monitor)
+        if callback is None and display is None:
+            return
+        interval = monitor.interval if monitor is not None else 0.5
+        if display is not None:
+            display.start()
+        helper = threading.Thread(
+            target=self._report_progress,
+            args=(callback, display, interval),
+            name="pipeline-monitor",
+            daemon=True,
+        )
+        self._helpers.append(helper)
+        helper.start()
+
+    def _report_progress(
+        self,
+        callback: Callable[[PipelineStats], object] | None,
+        display: ProgressDisplay | None,
+        interval: float,
+    ) -> None:
+        try:
+            while not self._all_done.wait(interval):
+                stats = self.snapshot()
+                if display is not None:
+                    display.update(stats)
+                if callback is not None:
+                    callback(stats)
+            stats = self.snapshot()
+            if display is not None:
+                display.stop(stats)
+            if callback is not None:
+                callback(stats)
+        except BaseException as exc:  # the callback failed: that stops the pipeline
+            add_note(exc, "pipeline_executor: raised by the on_progress callback")
+            self.abort(exc)
 
     def abort(self, cause: BaseException | None = None) -> None:
         """Stop every stage now; ``cause``, if given and first, is what the caller will raise."""
@@ -225,6 +322,10 @@ class _Execution:
         for channel in self.channels:
             channel.abort()
 
+    def stall(self, timeout: float) -> None:
+        """Nothing moved for ``timeout`` seconds: describe every thread, then stop."""
+        self.abort(InactivityError(timeout, self.diagnosis(self.workers)))
+
     def wait(self, inactivity_timeout: float | None) -> None:
         """Wait until the last stage has finished or the pipeline is stopping."""
         if inactivity_timeout is None:
@@ -232,35 +333,84 @@ class _Execution:
             return
         watchdog = _Watchdog(inactivity_timeout, self.channels)
         while not self._last_stage_done.wait(watchdog.interval):
-            try:
-                watchdog.check()
-            except InactivityError as exc:
-                self.abort(exc)
+            if watchdog.stalled():
+                self.stall(inactivity_timeout)
 
     def shutdown(self, grace: float = GRACE_PERIOD) -> None:
         """Join every thread; abandon, with a warning, any still running after ``grace`` s."""
         _LIVE.discard(self)
         if not self._all_done.wait(grace):
             with self._lock:
-                stuck = list(self._running.items())
+                stuck = [w for w in self.workers if w in self._running]
             if stuck:
-                # Stop the others, if the pipeline was not stopping already.
-                self.abort()
-                names = "; ".join(f"{stage.label} in thread {t.name}" for t, stage in stuck)
+                self.abort()  # stop the others, if the pipeline was not stopping already
+                lines = "\n".join(f"  {line}" for line in self.diagnosis(stuck))
+                for worker in stuck:
+                    worker.outcome = StageState.ABANDONED
                 warnings.warn(
-                    f"pipeline_executor: {names} did not stop within {grace:g} s of the "
-                    "pipeline stopping; abandoned (the thread exits when its current call "
-                    "returns)",
+                    f"pipeline_executor: {self._names(stuck)} did not stop within {grace:g} s "
+                    "of the pipeline stopping; abandoned (the thread exits when its current "
+                    f"call returns):\n{lines}",
                     RuntimeWarning,
                     stacklevel=4,
                 )
+                if self._ended_at is None:
+                    self._ended_at = time.perf_counter()
         with self._lock:
             running = set(self._running)
-        for thread in self._threads:
-            if thread not in running and thread.ident is not None:
-                thread.join()
+        for worker in self.workers:
+            if worker not in running and worker.thread.ident is not None:
+                worker.thread.join()
+        for helper in self._helpers:
+            helper.join(grace)
 
-    def raise_failure(self) -> None:
+    @staticmethod
+    def _names(workers: Sequence[_Worker]) -> str:
+        return "; ".join(f"{w.stage.label} in thread {w.thread.name}" for w in workers)
+
+    def diagnosis(self, workers: Sequence[_Worker]) -> tuple[str, ...]:
+        """One line per thread: its stage, and what it is doing."""
+        return tuple(f"{w.stage.label}, thread {w.thread.name}: {w.describe()}" for w in workers)
+
+    def snapshot(self) -> PipelineStats:
+        """The statistics of the run so far (or of the whole run, once it ended)."""
+        now = time.perf_counter()
+        ended = self._ended_at
+        stages: list[StageStats] = []
+        for stage in self._stages:
+            workers = [w for w in self.workers if w.stage is stage]
+            cpus = [w.cpu_now() for w in workers]
+            out = self._out.get(stage.position)
+            stages.append(
+                StageStats(
+                    position=stage.position,
+                    name=stage.name,
+                    role=stage.role.value,
+                    threads=stage.threads,
+                    state=_stage_state(workers),
+                    items_in=sum(w.receiver.count for w in workers if w.receiver is not None),
+                    items_out=sum(w.sender.count for w in workers if w.sender is not None),
+                    busy=sum(w.meter.busy(now) for w in workers),
+                    starved=sum(w.meter.starved for w in workers),
+                    blocked=sum(w.meter.blocked for w in workers),
+                    cpu=None if None in cpus else sum(c for c in cpus if c is not None),
+                    buffer=out.statistics() if out is not None else None,
+                )
+            )
+        return PipelineStats(
+            elapsed=(ended if ended is not None else now) - self._started_at,
+            stages=tuple(stages),
+            running=ended is None,
+        )
+
+    def finish(self, monitor: Monitor | None) -> PipelineStats:
+        """The final statistics, handed to ``monitor``; call after :meth:`shutdown`."""
+        final = self.snapshot()
+        if monitor is not None:
+            detach(monitor, final)
+        return final
+
+    def raise_failure(self, final: PipelineStats) -> None:
         """Raise the root failure, its notes naming its stage and every other failure."""
         with self._lock:
             failures, self._failures = self._failures, []
@@ -279,6 +429,7 @@ class _Execution:
                 f"pipeline_executor: {where} in thread {other.thread} also failed: "
                 f"{type(other.exc).__name__}: {other.exc}",
             )
+        add_shutdown_report(root.exc, final)
         exc = root.exc
         del root, failures
         try:
@@ -290,6 +441,29 @@ class _Execution:
         """The sink's return value (``None`` for a sink on several threads); dropped after."""
         result, self._result = self._result, None
         return result
+
+
+def _stage_state(workers: Sequence[_Worker]) -> StageState:
+    outcomes = [w.outcome for w in workers]
+    if None in outcomes:
+        return StageState.RUNNING
+    for state in (StageState.FAILED, StageState.ABANDONED, StageState.CANCELLED):
+        if state in outcomes:
+            return state
+    return StageState.FINISHED
+
+
+def add_shutdown_report(exc: BaseException, final: PipelineStats) -> None:
+    """Note on ``exc`` how each stage ended, with its items in and out."""
+    lines = ["pipeline_executor: how each stage ended:"]
+    for s in final.stages:
+        counts: list[str] = []
+        if s.role != "source":
+            counts.append(f"{s.items_in:,} in")
+        if s.role != "sink":
+            counts.append(f"{s.items_out:,} out")
+        lines.append(f"  {s.label}: {s.state.value}, {', '.join(counts)}")
+    add_note(exc, "\n".join(lines))
 
 
 _LIVE: weakref.WeakSet[_Execution] = weakref.WeakSet()
@@ -312,9 +486,15 @@ class ThreadBackend:
         return "ThreadBackend()"
 
     def iterate(
-        self, stages: Sequence[StageSpec], *, inactivity_timeout: float | None
+        self,
+        stages: Sequence[StageSpec],
+        *,
+        inactivity_timeout: float | None,
+        monitor: Monitor | None = None,
+        progress: TextIO | None = None,
     ) -> Iterator[object]:
         """Run ``stages`` and yield the last one's items in the caller's thread."""
+        display = ProgressDisplay(progress) if progress is not None else None
         execution = _Execution(stages)
         output = execution.output
         assert output is not None, "iterate() needs a pipeline without a sink"
@@ -323,31 +503,51 @@ class ThreadBackend:
             watchdog = _Watchdog(inactivity_timeout, execution.channels)
             output.timeout = watchdog.interval
         completed = False
+        interrupted: BaseException | None = None
+        execution.watch(monitor, display)
         try:
             with sigterm_as_exit():
                 execution.start()
                 yield from _receive(execution, output, watchdog)
             completed = True
+        except BaseException as exc:
+            if not isinstance(exc, GeneratorExit):  # not the consumer leaving: Ctrl-C, SIGTERM
+                interrupted = exc
+            raise
         finally:
             if not completed:  # the consumer stopped early, raised, or was interrupted
                 execution.abort()
             output.close()
             execution.shutdown()
-        execution.raise_failure()
+            final = execution.finish(monitor)
+            if interrupted is not None:
+                add_shutdown_report(interrupted, final)
+                interrupted = None
+        execution.raise_failure(final)
 
-    def run(self, stages: Sequence[StageSpec], *, inactivity_timeout: float | None) -> object:
+    def run(
+        self,
+        stages: Sequence[StageSpec],
+        *,
+        inactivity_timeout: float | None,
+        monitor: Monitor | None = None,
+        progress: TextIO | None = None,
+    ) -> object:
         """Run ``stages`` to the end of the sink and return what the sink returned."""
+        display = ProgressDisplay(progress) if progress is not None else None
         execution = _Execution(stages)
+        execution.watch(monitor, display)
         try:
             with sigterm_as_exit():
                 execution.start()
                 execution.wait(inactivity_timeout)
-        except BaseException:  # Ctrl-C or SIGTERM while waiting: stop, join, re-raise as is
+        except BaseException as exc:  # Ctrl-C or SIGTERM while waiting: stop, join, re-raise
             execution.abort()
             execution.shutdown()
+            add_shutdown_report(exc, execution.finish(monitor))
             raise
         execution.shutdown()
-        execution.raise_failure()
+        execution.raise_failure(execution.finish(monitor))
         return execution.result()
 
 
@@ -362,10 +562,8 @@ def _receive(
             return
         except ChannelTimeout:
             assert watchdog is not None
-            try:
-                watchdog.check()
-            except InactivityError as exc:
-                execution.abort(exc)
+            if watchdog.stalled():
+                execution.stall(watchdog.timeout)
                 return
             continue
         except Aborted:

@@ -11,10 +11,13 @@ import enum
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from . import _introspect
 from ._errors import PipelineDefinitionError
+
+if TYPE_CHECKING:
+    from ._monitor import Monitor
 
 __all__ = [
     "DEFAULT_BUFFER",
@@ -92,15 +95,31 @@ class StageSpec:
 
 
 class Backend(Protocol):
-    """What runs a pipeline. The threaded runner is one; process and distributed ones may follow."""
+    """What runs a pipeline. The threaded runner is one; process and distributed ones may follow.
+
+    ``monitor`` is fed statistics while the run goes on; ``progress`` is where to draw the
+    live display (``None``: nowhere).
+    """
 
     def iterate(
-        self, stages: Sequence[StageSpec], *, inactivity_timeout: float | None
+        self,
+        stages: Sequence[StageSpec],
+        *,
+        inactivity_timeout: float | None,
+        monitor: Monitor | None = None,
+        progress: TextIO | None = None,
     ) -> Iterator[object]:
         """Run ``stages`` (no sink) and yield the last stage's items in the caller's thread."""
         ...
 
-    def run(self, stages: Sequence[StageSpec], *, inactivity_timeout: float | None) -> object:
+    def run(
+        self,
+        stages: Sequence[StageSpec],
+        *,
+        inactivity_timeout: float | None,
+        monitor: Monitor | None = None,
+        progress: TextIO | None = None,
+    ) -> object:
         """Run ``stages`` (the last is a sink) to the end and return the sink's return value."""
         ...
 

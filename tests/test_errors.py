@@ -15,8 +15,20 @@ from .stages import Boom, Recorder, add_one, collect, endless, numbers, total
 WAIT = 10.0
 
 
+REPORT = "pipeline_executor: how each stage ended:"
+
+
 def notes(exc: BaseException) -> list[str]:
-    return list(getattr(exc, "__notes__", []))
+    """The notes naming failures: all but the shutdown report, which must come last."""
+    everything: list[str] = list(getattr(exc, "__notes__", []))
+    assert everything[-1].startswith(REPORT)
+    return everything[:-1]
+
+
+def report(exc: BaseException) -> list[str]:
+    """The shutdown report's lines, one per stage."""
+    everything: list[str] = list(getattr(exc, "__notes__", []))
+    return everything[-1].splitlines()[1:]
 
 
 def raise_at(xs: Iterable[int], at: int) -> Iterator[int]:
@@ -267,3 +279,21 @@ def test_an_exception_object_is_not_kept_after_it_was_raised() -> None:
     gc.collect()
     assert refs
     assert refs[0]() is None
+
+
+def test_every_failure_carries_a_report_of_how_each_stage_ended() -> None:
+    """One line per stage: its state and its items in and out."""
+
+    def failing(xs: Iterable[int]) -> Iterator[int]:
+        for _ in xs:
+            raise Boom("first")
+        yield 0
+
+    with pytest.raises(Boom) as info:
+        Pipeline.source(numbers, 1, n=3).then(failing, buffer=1).sink(total).run()
+    # With buffer=1 the source cannot make item 1 before item 0 is done with: it was stopped.
+    assert report(info.value) == [
+        "  stage 1 'numbers' (source): cancelled, 1 out",
+        "  stage 2 'failing' (then): failed, 1 in, 0 out",
+        "  stage 3 'total' (sink): cancelled, 0 in",
+    ]

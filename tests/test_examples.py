@@ -33,6 +33,15 @@ def test_quickstart_counts_the_words() -> None:
     assert "longest of 1,000 lines has 12 words" in out
 
 
+def test_report_prints_progress_then_the_report_with_its_verdict() -> None:
+    """The report example names the stage it slows down on purpose."""
+    out = run_example("report.py")
+    assert "items written" in out
+    assert "wrote 300 items" in out
+    assert out.rstrip().splitlines()[-1].startswith("ended after ")
+    assert "bottleneck: 'infer' (busy " in out
+
+
 def test_http_fetch_fetches_every_page() -> None:
     """The I/O example fetches all 200 pages from its local server."""
     out = run_example("http_fetch.py")

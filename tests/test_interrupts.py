@@ -58,7 +58,9 @@ def test_ctrl_c_while_run_waits_stops_everything_and_is_reraised(threads: int) -
     with pytest.raises(KeyboardInterrupt) as info:
         pipeline.run()
     interrupted_at = time.monotonic()
-    assert getattr(info.value, "__notes__", []) == []  # re-raised unchanged
+    # Re-raised as it was, with only the shutdown report added.
+    (report,) = getattr(info.value, "__notes__", [])
+    assert report.startswith("pipeline_executor: how each stage ended:\n  stage 1 'source' (")
     assert sorted(recorder.finalized) == sorted(recorder.started)
     assert not [t for t in threading.enumerate() if t.name.startswith("pipeline-")]
     assert time.monotonic() - interrupted_at < 2.0
@@ -105,12 +107,22 @@ def test_a_stuck_stage_does_not_block_the_caller_forever() -> None:
                 RuntimeWarning,
                 match=r"stage 2 'stuck_stage' \(then\) in thread "
                 r"pipeline-stuck_stage-0 did not stop within 1 s",
-            ),
-            pytest.raises(Boom, match=r"^source"),
+            ) as warned,
+            pytest.raises(Boom, match=r"^source") as raised,
         ):
             pipeline.run()
     finally:
         release.set()  # let the abandoned thread finish; the fixture joins it
+    # The warning says where the stuck stage is; the report says it was abandoned.
+    (warning,) = warned
+    stuck_line = str(warning.message).splitlines()[1]
+    assert stuck_line.startswith(
+        "  stage 2 'stuck_stage' (then), thread pipeline-stuck_stage-0: inside its own code at "
+        f"{__file__}:"
+    )
+    assert " in stuck_stage (now at " in stuck_line
+    report: list[str] = getattr(raised.value, "__notes__", [""])
+    assert "  stage 2 'stuck_stage' (then): abandoned, 1 in, 0 out" in report[-1]
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -140,10 +152,18 @@ def test_inactivity_timeout_stops_a_stalled_run(threads: int) -> None:
     assert info.value.timeout == 0.2
     assert isinstance(info.value, TimeoutError)
     assert isinstance(info.value, PipelineError)
-    assert str(info.value) == (
+    message, *threads_doing = str(info.value).splitlines()
+    assert message == (
         "no item moved between any two stages for 0.2 s (inactivity_timeout); "
-        "the pipeline was stopped"
+        "the pipeline was stopped; its threads were:"
     )
+    assert threads_doing[0] == "  stage 1 'numbers' (source), thread pipeline-numbers-0: finished"
+    stalled = [line for line in threads_doing if "inside its own code at " in line]
+    assert len(stalled) == 1
+    assert stalled[0].startswith("  stage 2 'stalls' (then), thread pipeline-stalls-")
+    assert f"{__file__}:" in stalled[0]
+    assert " in stalls (now at " in stalled[0]  # the stage's line, and the wait inside it
+    assert info.value.diagnosis == tuple(line[2:] for line in threads_doing)
 
 
 def test_inactivity_timeout_while_iterating() -> None:

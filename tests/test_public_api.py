@@ -8,14 +8,19 @@ import pipeline_executor
 def test_the_export_list_is_pinned() -> None:
     """Adding or removing a public name is a decision: this test makes it visible."""
     assert pipeline_executor.__all__ == [
+        "BufferStatistics",
         "InactivityError",
+        "Monitor",
         "Pipeline",
         "PipelineDefinitionError",
         "PipelineError",
+        "PipelineStats",
         "PipelineTask",
         "PipelineTypeError",
         "PipelineTypeWarning",
         "RunnablePipeline",
+        "StageState",
+        "StageStats",
         "execute",
     ]
 
