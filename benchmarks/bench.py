@@ -9,13 +9,14 @@ from __future__ import annotations
 import argparse
 import functools
 import hashlib
+import io
 import queue
 import statistics
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 
-from pipeline_executor import Pipeline
+from pipeline_executor import Monitor, Pipeline
 from pipeline_executor._stages import DEFAULT_BUFFER
 
 N_SMALL = 200_000
@@ -118,6 +119,44 @@ def small_items(repeat: int) -> None:
         f"  pipeline_executor       {mine:6.2f}   target <= 2.00; "
         f"{hand / mine:.1f}x faster than queue.Queue (target >= 6x)"
     )
+
+
+def observed(repeat: int) -> None:
+    """What watching costs: a Monitor with a progress callback, and the live display."""
+    n = N_SMALL
+
+    def plain() -> int:
+        return ours(n)
+
+    def with_monitor() -> int:
+        monitor = Monitor(lambda stats: None, interval=0.05)
+        return (
+            Pipeline.source(numbers, n=n)
+            .then(add_one)
+            .then(double)
+            .sink(total)
+            .run(monitor=monitor)
+        )
+
+    def with_display() -> int:
+        screen = io.StringIO()
+        return (
+            Pipeline.source(numbers, n=n)
+            .then(add_one)
+            .then(double)
+            .sink(total)
+            .run(progress=screen)
+        )
+
+    base = best_of(repeat, plain) / n * 1e6
+    monitored = best_of(repeat, with_monitor) / n * 1e6
+    displayed = best_of(repeat, with_display) / n * 1e6
+    print("small items, watched, us/item:")
+    print(f"  plain run()                        {base:6.2f}")
+    print(f"  Monitor, on_progress every 50 ms   {monitored:6.2f}  ({monitored / base:.2f}x; "
+          "target <= 1.10x)")  # fmt: skip
+    print(f"  progress display (rich)            {displayed:6.2f}  ({displayed / base:.2f}x; "
+          "target <= 1.05x)")  # fmt: skip
 
 
 def buffer_sweep(repeat: int) -> None:
@@ -236,10 +275,11 @@ def error_latency(repeat: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=5, help="best of this many runs")
-    parser.add_argument("--only", choices=["small", "sweep", "io", "cpu", "error"])
+    parser.add_argument("--only", choices=["small", "observed", "sweep", "io", "cpu", "error"])
     args = parser.parse_args()
     figures = {
         "small": small_items,
+        "observed": observed,
         "sweep": buffer_sweep,
         "io": io_bound,
         "cpu": gil_free,

@@ -17,18 +17,17 @@ import threading
 import time
 import warnings
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Sequence
 from typing import NamedTuple, TextIO, cast
 
-from ._channel import Aborted, Activity, Cancelled, Channel, ChannelTimeout, Meter, Receiver, Sender
-from ._diagnose import location
+from ._channel import Aborted, Cancelled, Channel, ChannelTimeout, Receiver
 from ._errors import InactivityError, add_note
 from ._monitor import Monitor, attach, detach, progress_callback
+from ._observe import Worker, add_shutdown_report, report_progress, snapshot
 from ._progress import ProgressDisplay
 from ._signals import interrupts_deferred, sigterm_as_exit
 from ._stages import StageSpec
-from ._stats import PipelineStats, StageState, StageStats
+from ._stats import PipelineStats, StageState
 
 __all__ = ["GRACE_PERIOD", "ThreadBackend"]
 
@@ -40,38 +39,6 @@ class _Failure(NamedTuple):
     exc: BaseException
     stage: StageSpec | None  # None: the cause came from outside every stage
     thread: str
-
-
-@dataclass(eq=False)
-class _Worker:
-    """One thread of one stage, and what is known about it."""
-
-    stage: StageSpec
-    receiver: Receiver[object] | None
-    sender: Sender[object] | None
-    thread: threading.Thread = field(init=False)
-    meter: Meter = field(default_factory=Meter)
-    outcome: StageState | None = None  # set when the thread ends (or is abandoned)
-    cpu: float | None = None  # CPU seconds, recorded by the thread as it ends
-
-    def cpu_now(self) -> float | None:
-        """CPU seconds used so far (read from the thread's clock while it runs)."""
-        if self.cpu is not None or self.thread.ident is None:
-            return self.cpu
-        try:
-            return time.clock_gettime(time.pthread_getcpuclockid(self.thread.ident))
-        except (AttributeError, OSError, ValueError):  # not POSIX, or just ended
-            return None
-
-    def describe(self) -> str:
-        """What it is doing: its outcome, what it waits for, or the line of its own code."""
-        if self.outcome is not None:
-            return self.outcome.value
-        if self.meter.activity is Activity.BUSY:
-            where = location(self.thread.ident)
-            if where is not None:
-                return f"inside its own code at {where}"
-        return self.meter.activity.value
 
 
 def _stopped_by_us(exc: BaseException) -> bool:
@@ -131,8 +98,8 @@ class _Execution:
         self._ended_at: float | None = None
         self.channels: list[Channel[object]] = []
         self._out: dict[int, Channel[object]] = {}  # stage position -> its output buffer
-        self.workers: list[_Worker] = []
-        self._running: set[_Worker] = set()  # the workers whose thread has not finished
+        self.workers: list[Worker] = []
+        self._running: set[Worker] = set()  # the workers whose thread has not finished
         self._helpers: list[threading.Thread] = []  # the monitor's thread, if any
         receivers: list[Receiver[object]] = []
         for index, stage in enumerate(stages):
@@ -147,7 +114,7 @@ class _Execution:
                 self._out[stage.position] = out
                 receivers = out.receivers
             for i in range(stage.threads):
-                worker = _Worker(
+                worker = Worker(
                     stage, inputs[i] if inputs else None, out.senders[i] if out else None
                 )
                 for end in (worker.receiver, worker.sender):
@@ -168,7 +135,7 @@ class _Execution:
 
     # -- in the workers ------------------------------------------------------------------
 
-    def _work(self, worker: _Worker) -> None:
+    def _work(self, worker: Worker) -> None:
         stage, receiver, out = worker.stage, worker.receiver, worker.sender
         worker.meter.started = time.perf_counter()
         outcome = StageState.FINISHED
@@ -227,7 +194,7 @@ class _Execution:
             self._abort_channels()
         return StageState.FAILED
 
-    def _finished(self, worker: _Worker) -> None:
+    def _finished(self, worker: Worker) -> None:
         with self._lock:
             self._running.discard(worker)
             if worker.stage.position == len(self._stages):
@@ -267,45 +234,23 @@ class _Execution:
             raise
 
     def watch(self, monitor: Monitor | None, display: ProgressDisplay | None) -> None:
-        """Feed ``monitor`` and the progress display from a helper thread until the end."""
+        """Feed ``monitor`` and the progress display, from a helper thread, until the end."""
         if monitor is not None:
             attach(monitor, self.snapshot)
         callback = progress_callback(monitor)
         if callback is None and display is None:
             return
-        interval = monitor.interval if monitor is not None else 0.5
-        if display is not None:
-            display.start()
         helper = threading.Thread(
-            target=self._report_progress,
-            args=(callback, display, interval),
+            target=report_progress,
+            args=(self.snapshot, self._all_done, self.abort, callback, display),
+            kwargs={"interval": monitor.interval if monitor is not None else 0.5},
             name="pipeline-monitor",
             daemon=True,
         )
+        if display is not None:
+            display.start()
         self._helpers.append(helper)
         helper.start()
-
-    def _report_progress(
-        self,
-        callback: Callable[[PipelineStats], object] | None,
-        display: ProgressDisplay | None,
-        interval: float,
-    ) -> None:
-        try:
-            while not self._all_done.wait(interval):
-                stats = self.snapshot()
-                if display is not None:
-                    display.update(stats)
-                if callback is not None:
-                    callback(stats)
-            stats = self.snapshot()
-            if display is not None:
-                display.stop(stats)
-            if callback is not None:
-                callback(stats)
-        except BaseException as exc:  # the callback failed: that stops the pipeline
-            add_note(exc, "pipeline_executor: raised by the on_progress callback")
-            self.abort(exc)
 
     def abort(self, cause: BaseException | None = None) -> None:
         """Stop every stage now; ``cause``, if given and first, is what the caller will raise."""
@@ -365,43 +310,16 @@ class _Execution:
             helper.join(grace)
 
     @staticmethod
-    def _names(workers: Sequence[_Worker]) -> str:
+    def _names(workers: Sequence[Worker]) -> str:
         return "; ".join(f"{w.stage.label} in thread {w.thread.name}" for w in workers)
 
-    def diagnosis(self, workers: Sequence[_Worker]) -> tuple[str, ...]:
+    def diagnosis(self, workers: Sequence[Worker]) -> tuple[str, ...]:
         """One line per thread: its stage, and what it is doing."""
         return tuple(f"{w.stage.label}, thread {w.thread.name}: {w.describe()}" for w in workers)
 
     def snapshot(self) -> PipelineStats:
-        """The statistics of the run so far (or of the whole run, once it ended)."""
-        now = time.perf_counter()
-        ended = self._ended_at
-        stages: list[StageStats] = []
-        for stage in self._stages:
-            workers = [w for w in self.workers if w.stage is stage]
-            cpus = [w.cpu_now() for w in workers]
-            out = self._out.get(stage.position)
-            stages.append(
-                StageStats(
-                    position=stage.position,
-                    name=stage.name,
-                    role=stage.role.value,
-                    threads=stage.threads,
-                    state=_stage_state(workers),
-                    items_in=sum(w.receiver.count for w in workers if w.receiver is not None),
-                    items_out=sum(w.sender.count for w in workers if w.sender is not None),
-                    busy=sum(w.meter.busy(now) for w in workers),
-                    starved=sum(w.meter.starved for w in workers),
-                    blocked=sum(w.meter.blocked for w in workers),
-                    cpu=None if None in cpus else sum(c for c in cpus if c is not None),
-                    buffer=out.statistics() if out is not None else None,
-                )
-            )
-        return PipelineStats(
-            elapsed=(ended if ended is not None else now) - self._started_at,
-            stages=tuple(stages),
-            running=ended is None,
-        )
+        """The statistics of the run so far (or of the whole run, once it has ended)."""
+        return snapshot(self._stages, self.workers, self._out, self._started_at, self._ended_at)
 
     def finish(self, monitor: Monitor | None) -> PipelineStats:
         """The final statistics, handed to ``monitor``; call after :meth:`shutdown`."""
@@ -441,29 +359,6 @@ class _Execution:
         """The sink's return value (``None`` for a sink on several threads); dropped after."""
         result, self._result = self._result, None
         return result
-
-
-def _stage_state(workers: Sequence[_Worker]) -> StageState:
-    outcomes = [w.outcome for w in workers]
-    if None in outcomes:
-        return StageState.RUNNING
-    for state in (StageState.FAILED, StageState.ABANDONED, StageState.CANCELLED):
-        if state in outcomes:
-            return state
-    return StageState.FINISHED
-
-
-def add_shutdown_report(exc: BaseException, final: PipelineStats) -> None:
-    """Note on ``exc`` how each stage ended, with its items in and out."""
-    lines = ["pipeline_executor: how each stage ended:"]
-    for s in final.stages:
-        counts: list[str] = []
-        if s.role != "source":
-            counts.append(f"{s.items_in:,} in")
-        if s.role != "sink":
-            counts.append(f"{s.items_out:,} out")
-        lines.append(f"  {s.label}: {s.state.value}, {', '.join(counts)}")
-    add_note(exc, "\n".join(lines))
 
 
 _LIVE: weakref.WeakSet[_Execution] = weakref.WeakSet()

@@ -1,0 +1,137 @@
+"""What the runner knows about its threads, turned into statistics, diagnoses and reports."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from ._channel import Activity, Channel, Meter, Receiver, Sender
+from ._diagnose import location
+from ._errors import add_note
+from ._progress import ProgressDisplay
+from ._stages import StageSpec
+from ._stats import PipelineStats, StageState, StageStats
+
+__all__ = ["Worker", "add_shutdown_report", "report_progress", "snapshot"]
+
+
+@dataclass(eq=False)
+class Worker:
+    """One thread of one stage, and what is known about it."""
+
+    stage: StageSpec
+    receiver: Receiver[object] | None
+    sender: Sender[object] | None
+    thread: threading.Thread = field(init=False)
+    meter: Meter = field(default_factory=Meter)
+    outcome: StageState | None = None  # set when the thread ends (or is abandoned)
+    cpu: float | None = None  # CPU seconds, recorded by the thread as it ends
+
+    def cpu_now(self) -> float | None:
+        """CPU seconds used so far (read from the thread's clock while it runs)."""
+        if self.cpu is not None or self.thread.ident is None:
+            return self.cpu
+        try:
+            return time.clock_gettime(time.pthread_getcpuclockid(self.thread.ident))
+        except (AttributeError, OSError, ValueError):  # not POSIX, or just ended
+            return None
+
+    def describe(self) -> str:
+        """What it is doing: its outcome, what it waits for, or the line of its own code."""
+        if self.outcome is not None:
+            return self.outcome.value
+        if self.meter.activity is Activity.BUSY:
+            where = location(self.thread.ident)
+            if where is not None:
+                return f"inside its own code at {where}"
+        return self.meter.activity.value
+
+
+def _stage_state(workers: Sequence[Worker]) -> StageState:
+    outcomes = [w.outcome for w in workers]
+    if None in outcomes:
+        return StageState.RUNNING
+    for state in (StageState.FAILED, StageState.ABANDONED, StageState.CANCELLED):
+        if state in outcomes:
+            return state
+    return StageState.FINISHED
+
+
+def add_shutdown_report(exc: BaseException, final: PipelineStats) -> None:
+    """Note on ``exc`` how each stage ended, with its items in and out."""
+    lines = ["pipeline_executor: how each stage ended:"]
+    for s in final.stages:
+        counts: list[str] = []
+        if s.role != "source":
+            counts.append(f"{s.items_in:,} in")
+        if s.role != "sink":
+            counts.append(f"{s.items_out:,} out")
+        lines.append(f"  {s.label}: {s.state.value}, {', '.join(counts)}")
+    add_note(exc, "\n".join(lines))
+
+
+def snapshot(
+    stages: Sequence[StageSpec],
+    workers: Sequence[Worker],
+    outputs: Mapping[int, Channel[object]],
+    started: float,
+    ended: float | None,
+) -> PipelineStats:
+    """Statistics of a run from its workers' meters and its buffers (any thread, any time)."""
+    now = time.perf_counter()
+    result: list[StageStats] = []
+    for stage in stages:
+        mine = [w for w in workers if w.stage is stage]
+        cpus = [w.cpu_now() for w in mine]
+        out = outputs.get(stage.position)
+        result.append(
+            StageStats(
+                position=stage.position,
+                name=stage.name,
+                role=stage.role.value,
+                threads=stage.threads,
+                state=_stage_state(mine),
+                items_in=sum(w.receiver.count for w in mine if w.receiver is not None),
+                items_out=sum(w.sender.count for w in mine if w.sender is not None),
+                busy=sum(w.meter.busy(now) for w in mine),
+                starved=sum(w.meter.starved for w in mine),
+                blocked=sum(w.meter.blocked for w in mine),
+                cpu=None if None in cpus else sum(c for c in cpus if c is not None),
+                buffer=out.statistics() if out is not None else None,
+            )
+        )
+    return PipelineStats(
+        elapsed=(ended if ended is not None else now) - started,
+        stages=tuple(result),
+        running=ended is None,
+    )
+
+
+def report_progress(
+    take_snapshot: Callable[[], PipelineStats],
+    done: threading.Event,
+    stop: Callable[[BaseException], None],
+    callback: Callable[[PipelineStats], object] | None,
+    display: ProgressDisplay | None,
+    *,
+    interval: float,
+) -> None:
+    """The helper thread's loop: a snapshot every ``interval`` s to the callback and the
+    display until ``done``, then the final one. A failing callback stops the pipeline."""
+    try:
+        while not done.wait(interval):
+            stats = take_snapshot()
+            if display is not None:
+                display.update(stats)
+            if callback is not None:
+                callback(stats)
+        stats = take_snapshot()
+        if display is not None:
+            display.stop(stats)
+        if callback is not None:
+            callback(stats)
+    except BaseException as exc:  # the callback failed: that stops the pipeline
+        add_note(exc, "pipeline_executor: raised by the on_progress callback")
+        stop(exc)
