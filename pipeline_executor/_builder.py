@@ -42,7 +42,27 @@ def from_iterable(items: Iterable[U]) -> Iterator[U]:
     yield from items
 
 
-class Pipeline(Generic[T_co]):
+class _Built:
+    """What both builder objects hold: validated stages, the backend, the item-check flag."""
+
+    __slots__ = ("_backend", "_item_checks", "_stages")
+
+    def __init__(
+        self, stages: tuple[StageSpec, ...], backend: Backend = THREADS, item_checks: bool = False
+    ) -> None:
+        """Use :meth:`Pipeline.source`, :meth:`Pipeline.from_iterable` or :meth:`Pipeline.sink`;
+        this constructor is internal."""
+        self._stages = stages
+        self._backend = backend
+        self._item_checks = item_checks
+
+    def __repr__(self) -> str:
+        checks = ".with_item_checks()" if self._item_checks else ""
+        first, *rest = self._stages
+        return f"Pipeline.{first!r}{checks}" + "".join(f".{stage!r}" for stage in rest)
+
+
+class Pipeline(_Built, Generic[T_co]):
     """A pipeline that yields items of type ``T_co``: a source and zero or more stages.
 
     Build one with :meth:`source` or :meth:`from_iterable`, add stages with :meth:`then`, and
@@ -59,18 +79,7 @@ class Pipeline(Generic[T_co]):
     [0, 2, 4, 6]
     """
 
-    __slots__ = ("_backend", "_item_checks", "_stages")
-
-    def __init__(
-        self, stages: tuple[StageSpec, ...], backend: Backend = THREADS, item_checks: bool = False
-    ) -> None:
-        """Use :meth:`source` or :meth:`from_iterable`; this constructor is internal."""
-        self._stages = stages
-        self._backend = backend
-        self._item_checks = item_checks
-
-    def __repr__(self) -> str:
-        return _describe(self._stages, self._item_checks)
+    __slots__ = ()
 
     def with_item_checks(self) -> Pipeline[T_co]:
         """This pipeline, with every item every stage yields checked against its annotation.
@@ -214,21 +223,10 @@ class Pipeline(Generic[T_co]):
         return cast(Iterator[T_co], items)
 
 
-class RunnablePipeline(Generic[R_co]):
+class RunnablePipeline(_Built, Generic[R_co]):
     """A complete pipeline, ended by a sink whose return value is of type ``R_co``."""
 
-    __slots__ = ("_backend", "_item_checks", "_stages")
-
-    def __init__(
-        self, stages: tuple[StageSpec, ...], backend: Backend = THREADS, item_checks: bool = False
-    ) -> None:
-        """Use :meth:`Pipeline.sink`; this constructor is internal."""
-        self._stages = stages
-        self._backend = backend
-        self._item_checks = item_checks
-
-    def __repr__(self) -> str:
-        return _describe(self._stages, self._item_checks)
+    __slots__ = ()
 
     def run(
         self,
@@ -280,13 +278,3 @@ def _where(progress: bool | TextIO) -> TextIO | None:
 
 def _runnable(stages: tuple[StageSpec, ...], item_checks: bool) -> tuple[StageSpec, ...]:
     return tuple(map(with_item_checks, stages)) if item_checks else stages
-
-
-def _describe(stages: tuple[StageSpec, ...], item_checks: bool) -> str:
-    checks = ".with_item_checks()" if item_checks else ""
-    return (
-        "Pipeline."
-        + ".".join(repr(stage) for stage in stages[:1])
-        + checks
-        + "".join(f".{stage!r}" for stage in stages[1:])
-    )
