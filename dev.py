@@ -2,38 +2,44 @@
 
 Each command creates ``.venv`` beside this file on first use, installs what it needs from
 ``pyproject.toml`` (and ``constraints.txt``), and reinstalls only when those files change.
+``test`` then runs the suite again on the oldest and newest supported Pythons it can find
+(``python3.10``, ``python3.13``), each in a ``.venv-<version>`` of its own.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
-import venv
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
-BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
-PYTHON = BIN / "python"
 
 # What each command installs: the package, with these extras.
 EXTRAS = {"demo": "", "bench": "[progress]", "test": "[dev,torch,progress]"}
+# The other Pythons `test` runs the suite on, when the machine has them (torch is for 3.11).
+OTHER_PYTHONS = {"3.10": "[dev,progress]", "3.13": "[dev,progress]"}
 
 
-def _ensure_env(extras: str) -> None:
-    if not PYTHON.exists():
-        print(f"dev.py: creating {VENV}", flush=True)
-        venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
+def _bin(venv: Path, name: str) -> str:
+    return str(venv / ("Scripts" if os.name == "nt" else "bin") / name)
+
+
+def _ensure_env(venv: Path, extras: str, python: str = sys.executable) -> None:
+    if not Path(_bin(venv, "python")).exists():
+        print(f"dev.py: creating {venv}", flush=True)
+        _run([python, "-m", "venv", "--clear", str(venv)])
     inputs = b"".join((ROOT / name).read_bytes() for name in ("pyproject.toml", "constraints.txt"))
-    stamp = VENV / f".installed-{hashlib.sha256(inputs + extras.encode()).hexdigest()[:16]}"
+    stamp = venv / f".installed-{hashlib.sha256(inputs + extras.encode()).hexdigest()[:16]}"
     if stamp.exists():
         return
-    print(f"dev.py: installing the package{extras} into {VENV}", flush=True)
+    print(f"dev.py: installing the package{extras} into {venv}", flush=True)
     _run(
         [
-            str(PYTHON),
+            _bin(venv, "python"),
             "-m",
             "pip",
             "install",
@@ -56,27 +62,37 @@ def _run(command: list[str]) -> None:
 
 
 def _tool(name: str, *args: str) -> list[str]:
-    return [str(BIN / name), *args]
+    return [_bin(VENV, name), *args]
 
 
 def demo() -> None:
     """Run the quick-start demo."""
-    _run([str(PYTHON), "examples/quickstart.py"])
+    _run([_bin(VENV, "python"), "examples/quickstart.py"])
 
 
 def test() -> None:
-    """Run every check CI runs: ruff, mypy, basedpyright, then the tests with coverage."""
+    """Run every check CI runs: ruff, mypy, basedpyright, the tests with coverage, and the
+    tests again on the other supported Pythons found on this machine."""
     _run(_tool("ruff", "check", "."))
     _run(_tool("ruff", "format", "--check", "."))
     _run(_tool("mypy"))
-    _run(_tool("basedpyright", "--pythonpath", str(PYTHON)))
+    _run(_tool("basedpyright", "--pythonpath", _bin(VENV, "python")))
     _run(_tool("coverage", "run", "-m", "pytest", *sys.argv[2:]))
     _run(_tool("coverage", "report", "--fail-under=90"))
+    for version, extras in OTHER_PYTHONS.items():
+        python = shutil.which(f"python{version}")
+        if python is None:
+            print(f"dev.py: python{version} is not on this machine; skipped it", flush=True)
+            continue
+        venv = ROOT / f".venv-{version}"
+        _ensure_env(venv, extras, python)
+        print(f"dev.py: the tests on Python {version}", flush=True)
+        _run([_bin(venv, "python"), "-m", "pytest", "-q", *sys.argv[2:]])
 
 
 def bench() -> None:
     """Run the benchmarks (never run by CI)."""
-    _run([str(PYTHON), "benchmarks/bench.py", *sys.argv[2:]])
+    _run([_bin(VENV, "python"), "benchmarks/bench.py", *sys.argv[2:]])
 
 
 COMMANDS = {"demo": demo, "test": test, "bench": bench}
@@ -88,7 +104,7 @@ def main() -> None:
         print("commands: " + ", ".join(f"{name}: {fn.__doc__}" for name, fn in COMMANDS.items()))
         sys.exit(2)
     command = sys.argv[1]
-    _ensure_env(EXTRAS[command])
+    _ensure_env(VENV, EXTRAS[command])
     COMMANDS[command]()
 
 
