@@ -57,8 +57,8 @@ class ProgressDisplay:
         self._live.update(_table(stats), refresh=True)
 
     def stop(self, stats: PipelineStats) -> None:
-        """Draw the final statistics and stop."""
-        self.update(stats)
+        """Draw the final statistics and stop (stopping draws, so it is drawn once)."""
+        self._live.update(_table(stats), refresh=False)
         self._live.stop()
 
 
