@@ -80,7 +80,7 @@ def test() -> None:
     _run(_tool("coverage", "run", "-m", "pytest", *sys.argv[2:]))
     _run(_tool("coverage", "report", "--fail-under=90"))
     for version, extras in OTHER_PYTHONS.items():
-        python = shutil.which(f"python{version}")
+        python = _find_python(version)
         if python is None:
             print(f"dev.py: python{version} is not on this machine; skipped it", flush=True)
             continue
@@ -88,6 +88,20 @@ def test() -> None:
         _ensure_env(venv, extras, python)
         print(f"dev.py: the tests on Python {version}", flush=True)
         _run([_bin(venv, "python"), "-m", "pytest", "-q", *sys.argv[2:]])
+
+
+def _find_python(version: str) -> str | None:
+    """An interpreter of ``version`` that runs: on PATH, or one pyenv installed."""
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    candidates = [shutil.which(f"python{version}")]
+    candidates += [str(p) for p in sorted(pyenv.glob(f"versions/{version}.*/bin/python{version}"))]
+    for candidate in candidates:
+        if candidate is None:
+            continue
+        check = subprocess.run([candidate, "-c", "import venv"], capture_output=True, check=False)
+        if check.returncode == 0:  # a pyenv shim for a version not selected fails here
+            return candidate
+    return None
 
 
 def bench() -> None:
