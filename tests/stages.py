@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator
+from typing import TypeVar
+
+X = TypeVar("X")
 
 
 class Boom(Exception):
@@ -29,6 +32,18 @@ def add_one(xs: Iterable[int]) -> Iterator[int]:
 def double(xs: Iterable[int]) -> Iterator[int]:
     for x in xs:
         yield x * 2
+
+
+def batch(xs: Iterable[X], size: int) -> Iterator[list[X]]:
+    """Lists of `size` items (the last may be shorter)."""
+    chunk: list[X] = []
+    for x in xs:
+        chunk.append(x)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def collect(xs: Iterable[int]) -> list[int]:

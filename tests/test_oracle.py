@@ -19,6 +19,8 @@ from hypothesis import strategies as st
 
 from pipeline_executor import Pipeline
 
+from .stages import batch
+
 Stage = Callable[[Iterable[int]], Iterator[int]]
 
 
@@ -41,17 +43,6 @@ def flat(xs: Iterable[int], k: int) -> Iterator[int]:
 def batch_unbatch(xs: Iterable[int], k: int) -> Iterator[int]:
     """Stands for the pair batch(k + 1) then unbatch, composed sequentially."""
     yield from xs
-
-
-def batch(xs: Iterable[int], size: int) -> Iterator[list[int]]:
-    chunk: list[int] = []
-    for x in xs:
-        chunk.append(x)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 def unbatch(chunks: Iterable[list[int]]) -> Iterator[int]:

@@ -24,6 +24,7 @@ from pipeline_executor import (
 from pipeline_executor._subtype import NOT_ITERABLE, describe, is_subtype, item_type
 from pipeline_executor._typecheck import check_stage
 
+from .stages import batch
 from .typecheck_types import Animal, Box, Cell, Dog, UserId
 
 X = TypeVar("X")
@@ -44,17 +45,6 @@ def numbers(n: int) -> Iterator[int]:
 def words(n: int) -> Iterator[str]:
     for i in range(n):
         yield f"w{i}"
-
-
-def batch(xs: Iterable[X], size: int) -> Iterator[list[X]]:
-    chunk: list[X] = []
-    for x in xs:
-        chunk.append(x)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 def parse_ints(xs: Iterable[int]) -> Iterator[int]:
