@@ -222,7 +222,10 @@ class Channel(Generic[_T]):
                 self.getters_waiting += 1
                 try:
                     if self.items:
-                        return self.items.popleft()
+                        try:
+                            return self.items.popleft()
+                        except IndexError:  # another consumer's lock-free popleft won it
+                            continue
                     if self._producers == 0:
                         raise StopIteration
                     notified = self._not_empty.wait(timeout)

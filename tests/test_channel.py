@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections import deque
 
 import pytest
 
@@ -174,3 +175,26 @@ def test_several_consumers_each_get_distinct_items(consumers: int) -> None:
         thread.join(WAIT)
         assert not thread.is_alive()
     assert sorted(x for part in got for x in part) == list(range(2000))
+
+
+class LyingDeque(deque[int]):
+    """Looks non-empty once, then is empty: another consumer took the item in between."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lied = False
+
+    def __bool__(self) -> bool:
+        if not self.lied:
+            self.lied = True
+            return True
+        return len(self) > 0
+
+
+def test_an_item_taken_by_another_consumer_between_look_and_take_is_not_an_error() -> None:
+    """Regression: the waiting consumer saw an item that a lock-free popleft then took."""
+    channel = Channel[int](4, producers=1, consumers=2)
+    channel.items = LyingDeque()
+    channel.producer_done(0)  # no producer left: after the lost race, the stream ends
+    with pytest.raises(StopIteration):
+        channel.wait_item(0, None)
