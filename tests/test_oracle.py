@@ -5,7 +5,8 @@ Random pipelines of 1-6 stages from a library of stage kinds, random threads (1-
 generators, as a multiset, and as a sequence when every stage runs on one thread. Stages whose
 output depends on the order of their input (batching, take-first-n, running sums) run on one
 thread, and only where everything before them keeps the order; elsewhere they become maps.
-``--hypothesis-profile=stress`` runs 5,000 examples.
+The pipelines run with per-item type checks on, so every item is also checked against its
+stage's declared type. ``--hypothesis-profile=stress`` runs 5,000 examples.
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ def test_threaded_pipeline_equals_sequential_composition(
 ) -> None:
     """Same multiset of outputs; the same sequence when every stage runs on one thread."""
     want: list[int] = items
-    pipeline = Pipeline.from_iterable(items, buffer=16)
+    pipeline = Pipeline.from_iterable(items, buffer=16).with_item_checks()  # every item typed
     ordered = True
     for fn, k, threads, buffer in stages:
         if fn in ORDERED and not ordered:
