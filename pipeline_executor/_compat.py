@@ -14,9 +14,9 @@ from ._typecheck import Strictness, check_stage
 __all__ = ["PipelineTask", "execute"]
 
 
-@dataclass(frozen=True)
+@dataclass
 class PipelineTask:
-    """One step of a pipeline given to :func:`execute`.
+    """One step of a pipeline given to :func:`execute`; a plain, mutable record, as in the seed.
 
     Attributes:
         generator: the step's function: the first task's takes only constants; every other

@@ -151,3 +151,13 @@ def test_a_non_task_is_rejected() -> None:
     """Anything but a PipelineTask in the list is a definition error."""
     with pytest.raises(PipelineDefinitionError, match=r"^task 2: expected a PipelineTask, got 3$"):
         execute([PipelineTask(numbers, constants={"n": 1}), 3])  # type: ignore[list-item]
+
+
+def test_a_task_can_be_changed_before_it_runs() -> None:
+    """Tasks are plain records, as in the seed: lists of them can be built and adjusted."""
+    sink = Sink()
+    task = PipelineTask(add_one)
+    task.num_threads = 2
+    task.packets_in_flight = 4
+    execute([PipelineTask(numbers, constants={"n": 10}), task, PipelineTask(sink)])
+    assert sorted(sink.items) == list(range(1, 11))
