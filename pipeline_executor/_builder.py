@@ -7,6 +7,7 @@ then the stages are handed to a backend (:class:`~pipeline_executor._runner.Thre
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Concatenate, Generic, ParamSpec, TextIO, TypeVar, cast
@@ -30,7 +31,11 @@ P = ParamSpec("P")
 def _check_timeout(value: object) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not 0 < value < math.inf  # NaN fails too; an infinite wait is None
+    ):
         raise PipelineDefinitionError(
             "pipeline", f"inactivity_timeout must be a number > 0 or None, got {value!r}"
         )

@@ -41,7 +41,11 @@ class Monitor:
         interval: float = 1.0,
     ) -> None:
         value: object = interval  # validated: untyped callers may pass anything
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not 0 < value <= threading.TIMEOUT_MAX
+        ):
             raise PipelineDefinitionError(
                 "Monitor", f"interval must be a number > 0, got {interval!r}"
             )

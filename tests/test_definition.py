@@ -283,7 +283,7 @@ def test_reprs_read_like_the_code_that_built_them() -> None:
     )
 
 
-@pytest.mark.parametrize("timeout", [0, -1.0, "1", True])
+@pytest.mark.parametrize("timeout", [0, -1.0, "1", True, float("nan"), float("inf")])
 def test_a_bad_inactivity_timeout_is_rejected(timeout: Any) -> None:
     """inactivity_timeout must be a positive number."""
     with pytest.raises(PipelineDefinitionError, match=r"^pipeline: inactivity_timeout must be"):

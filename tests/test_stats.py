@@ -316,7 +316,7 @@ def test_a_monitor_watches_one_run_at_a_time_and_says_when_it_has_none() -> None
     assert not monitor.stats().running
 
 
-@pytest.mark.parametrize("interval", [0, -1, "1", True])
+@pytest.mark.parametrize("interval", [0, -1, "1", True, float("nan"), float("inf")])
 def test_a_bad_interval_is_rejected(interval: object) -> None:
     """interval must be a number > 0."""
     with pytest.raises(PipelineDefinitionError, match=r"^Monitor: interval must be a number"):
