@@ -233,7 +233,8 @@ def check_binding(
             label,
             f"takes {len(positional)} positional constant(s) but {len(args)} were given",
         )
-    given = {p.name for p in positional[: len(args)]} | set(kwargs)
+    by_position = {p.name for p in positional[: len(args)]}
+    given = by_position | set(kwargs)
     missing = [
         p.name
         for p in params
@@ -243,7 +244,7 @@ def check_binding(
         names = ", ".join(repr(name) for name in missing)
         raise PipelineDefinitionError(label, f"missing constant(s) {names}")
     for key in kwargs:
-        if key in {p.name for p in positional[: len(args)]}:
+        if key in by_position:
             raise PipelineDefinitionError(
                 label, f"constant {key!r} is given both positionally and by keyword"
             )

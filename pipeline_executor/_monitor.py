@@ -8,7 +8,7 @@ from collections.abc import Callable
 from ._errors import PipelineDefinitionError, PipelineError
 from ._stats import PipelineStats
 
-__all__ = ["Monitor", "attach", "detach", "progress_callback"]
+__all__ = ["Monitor", "attach", "detach"]
 
 
 class Monitor:
@@ -94,8 +94,3 @@ def detach(monitor: Monitor, final: PipelineStats) -> None:
     with monitor._lock:  # pyright: ignore[reportPrivateUsage]
         monitor._source = None  # pyright: ignore[reportPrivateUsage]
         monitor._final = final  # pyright: ignore[reportPrivateUsage]
-
-
-def progress_callback(monitor: Monitor | None) -> Callable[[PipelineStats], object] | None:
-    """The monitor's callback, if any."""
-    return None if monitor is None else monitor.on_progress

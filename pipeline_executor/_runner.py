@@ -22,7 +22,7 @@ from typing import NamedTuple, TextIO, cast
 
 from ._channel import Aborted, Cancelled, Channel, ChannelTimeout, Receiver
 from ._errors import InactivityError, add_note
-from ._monitor import Monitor, attach, detach, progress_callback
+from ._monitor import Monitor, attach, detach
 from ._observe import Worker, add_shutdown_report, report_progress, snapshot
 from ._progress import ProgressDisplay
 from ._signals import interrupts_deferred, sigterm_as_exit
@@ -237,7 +237,7 @@ class _Execution:
         """Feed ``monitor`` and the progress display, from a helper thread, until the end."""
         if monitor is not None:
             attach(monitor, self.snapshot)
-        callback = progress_callback(monitor)
+        callback = monitor.on_progress if monitor is not None else None
         if callback is None and display is None:
             return
         helper = threading.Thread(
