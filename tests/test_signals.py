@@ -116,20 +116,72 @@ def test_sigint_stops_the_child_promptly_with_every_finally_run(tmp_path: Path, 
         assert "sink finally" in finals
 
 
-def test_sigterm_stops_the_pipeline_cleanly(tmp_path: Path) -> None:
-    """SIGTERM during run(): SystemExit(143) after a clean stop, every finally run."""
-    process, log = start(
-        tmp_path, "Pipeline.source(endless).then(work, threads=2).sink(total).run()\n"
-    )
+def test_sigterm_stops_the_pipeline_cleanly_then_the_process_dies_of_sigterm(
+    tmp_path: Path,
+) -> None:
+    """SIGTERM during run(): a clean stop, every finally run, then death by SIGTERM (-15)."""
+    body = """
+    try:
+        Pipeline.source(endless).then(work, threads=2).sink(total).run()
+    finally:
+        note("caller finally")
+    """
+    process, log = start(tmp_path, body)
     wait_ready(process)
     sent = time.monotonic()
     process.send_signal(signal.SIGTERM)
     returncode, stderr = finish(process)
     assert time.monotonic() - sent < 2.0
-    assert returncode == 128 + signal.SIGTERM
-    assert no_stack_dump(stderr)
+    assert returncode == -signal.SIGTERM
+    assert stderr == ""
     finals = log.read_text().splitlines()
-    assert {"source finally", "work finally", "sink finally"} <= set(finals)
+    assert {"source finally", "work finally", "sink finally", "caller finally"} <= set(finals)
+
+
+def test_dying_of_sigterm_still_runs_exit_functions_and_flushes_output(tmp_path: Path) -> None:
+    """The application's atexit functions run and its buffered stdout is written first."""
+    body = """
+    import atexit
+    atexit.register(note, "atexit ran")
+    try:
+        Pipeline.source(endless).then(work).sink(total).run()
+    finally:
+        print("last words")  # stdout is a pipe: block-buffered until the exit flushes it
+    """
+    process, log = start(tmp_path, body)
+    wait_ready(process)
+    process.send_signal(signal.SIGTERM)
+    assert process.stdout is not None
+    try:
+        rest, _ = process.communicate(timeout=WAIT)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        pytest.fail("the child hung")
+    assert process.returncode == -signal.SIGTERM
+    assert rest == "last words\n"
+    assert "atexit ran" in log.read_text().splitlines()
+
+
+def test_a_caller_that_catches_the_sigterm_exit_keeps_running_and_exits_as_it_likes(
+    tmp_path: Path,
+) -> None:
+    """Caught, the SystemExit(143) is an ordinary exception: the program goes on, exits 0."""
+    body = """
+    try:
+        Pipeline.source(endless).then(work).sink(total).run()
+    except SystemExit as exc:
+        note(f"caught SystemExit {exc.code}")
+    note("still running")
+    """
+    process, log = start(tmp_path, body)
+    wait_ready(process)
+    process.send_signal(signal.SIGTERM)
+    returncode, stderr = finish(process)
+    assert returncode == 0
+    assert stderr == ""
+    finals = log.read_text().splitlines()
+    assert finals[-2:] == ["caught SystemExit 143", "still running"]
 
 
 def test_sigterm_keeps_an_applications_own_handler(tmp_path: Path) -> None:
