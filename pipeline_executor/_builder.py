@@ -7,9 +7,10 @@ then the stages are handed to a backend (:class:`~pipeline_executor._runner.Thre
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sized
 from typing import Concatenate, Generic, ParamSpec, TextIO, TypeVar, cast
 
 from ._errors import PipelineDefinitionError
@@ -129,6 +130,8 @@ class Pipeline(_Built, Generic[T_co]):
             PipelineDefinitionError: a bad ``buffer``.
         """
         stage = make_stage(from_iterable, Role.SOURCE, 1, buffer=buffer, args=(items,))
+        if isinstance(items, Sized):  # its length now is the total progress shows
+            stage = dataclasses.replace(stage, length=len(items))
         return Pipeline((stage,))
 
     def then(

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from . import _introspect
 from ._channel import Activity, Channel, Meter, Receiver, Sender
 from ._diagnose import location
 from ._errors import add_note
 from ._progress import ProgressDisplay
-from ._stages import StageSpec
+from ._stages import Role, StageSpec
 from ._stats import PipelineStats, StageState, StageStats
 
 __all__ = ["Worker", "add_shutdown_report", "report_progress", "snapshot"]
@@ -72,15 +74,45 @@ def add_shutdown_report(exc: BaseException, final: PipelineStats) -> None:
     add_note(exc, "\n".join(lines))
 
 
+def _threadable(stage: StageSpec) -> bool:
+    """Whether ``threads=`` may be raised: not for a source, nor for a sink that returns a
+    value (``make_stage`` asks a sink on several threads to be annotated ``-> None``)."""
+    if stage.role is Role.SOURCE:
+        return False
+    if stage.role is Role.STAGE or stage.threads > 1:
+        return True
+    try:
+        returns = _introspect.hints(stage.fn, stage.label).annotations["return"]
+    except Exception:  # unresolvable annotations: the rule cannot be met
+        return False
+    return returns is None or returns is type(None)
+
+
+def _cpus() -> int | None:
+    """The CPUs this process may run on (its affinity where the platform tells)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover  # not Linux
+        return os.cpu_count()
+
+
 def snapshot(
     stages: Sequence[StageSpec],
     workers: Sequence[Worker],
     outputs: Mapping[int, Channel[object]],
     started: float,
     ended: float | None,
+    *,
+    cpu_started: float | None = None,
+    cpu_ended: float | None = None,
 ) -> PipelineStats:
-    """Statistics of a run from its workers' meters and its buffers (any thread, any time)."""
+    """Statistics of a run from its workers' meters and its buffers (any thread, any time).
+
+    ``cpu_started`` and ``cpu_ended`` are ``time.process_time()`` at the start and the end
+    of the run: the CPU of the whole process, every thread included.
+    """
     now = time.perf_counter()
+    cpu_now = cpu_ended if cpu_ended is not None else time.process_time()
     result: list[StageStats] = []
     for stage in stages:
         mine = [w for w in workers if w.stage is stage]
@@ -100,12 +132,16 @@ def snapshot(
                 blocked=sum(w.meter.blocked for w in mine),
                 cpu=None if None in cpus else sum(c for c in cpus if c is not None),
                 buffer=out.statistics() if out is not None else None,
+                threadable=_threadable(stage),
+                expected=stage.length,
             )
         )
     return PipelineStats(
         elapsed=(ended if ended is not None else now) - started,
         stages=tuple(result),
         running=ended is None,
+        process_cpu=None if cpu_started is None else cpu_now - cpu_started,
+        cpus=_cpus(),
     )
 
 

@@ -96,6 +96,9 @@ class _Execution:
         self._result: object = None
         self._started_at = time.perf_counter()
         self._ended_at: float | None = None
+        # CPU of the whole process (every thread, ours or not) at the start and the end.
+        self._cpu_started = time.process_time()
+        self._cpu_ended: float | None = None
         self.channels: list[Channel[object]] = []
         self._out: dict[int, Channel[object]] = {}  # stage position -> its output buffer
         self.workers: list[Worker] = []
@@ -203,6 +206,7 @@ class _Execution:
                     self._last_stage_done.set()
             if not self._running:
                 self._ended_at = time.perf_counter()
+                self._cpu_ended = time.process_time()
                 self._all_done.set()
 
     # -- in the caller -------------------------------------------------------------------
@@ -211,6 +215,7 @@ class _Execution:
         """Start every thread; if one cannot start, stop and join the ones that did."""
         _LIVE.add(self)
         self._started_at = time.perf_counter()
+        self._cpu_started = time.process_time()
         with self._lock:
             self._running = set(self.workers)
         started = 0
@@ -301,6 +306,7 @@ class _Execution:
                 )
                 if self._ended_at is None:
                     self._ended_at = time.perf_counter()
+                    self._cpu_ended = time.process_time()
         with self._lock:
             running = set(self._running)
         for worker in self.workers:
@@ -319,7 +325,15 @@ class _Execution:
 
     def snapshot(self) -> PipelineStats:
         """The statistics of the run so far (or of the whole run, once it has ended)."""
-        return snapshot(self._stages, self.workers, self._out, self._started_at, self._ended_at)
+        return snapshot(
+            self._stages,
+            self.workers,
+            self._out,
+            self._started_at,
+            self._ended_at,
+            cpu_started=self._cpu_started,
+            cpu_ended=self._cpu_ended,
+        )
 
     def finish(self, monitor: Monitor | None) -> PipelineStats:
         """The final statistics, handed to ``monitor``; call after :meth:`shutdown`."""

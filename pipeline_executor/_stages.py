@@ -65,6 +65,8 @@ class StageSpec:
         kwargs: keyword constants (read-only).
         item_type: the type of the items it yields, as its annotations say (``Any`` when
             they do not; set by the build-time type check).
+        length: how many items a source will yield, when known at build time (the
+            ``len()`` of the collection given to ``Pipeline.from_iterable``); for progress.
     """
 
     fn: Callable[..., object]
@@ -76,6 +78,7 @@ class StageSpec:
     args: tuple[object, ...]
     kwargs: Mapping[str, object]
     item_type: object = Any
+    length: int | None = None
 
     @property
     def label(self) -> str:

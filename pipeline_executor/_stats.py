@@ -1,4 +1,4 @@
-"""Immutable snapshots of what the runner counts, the report, and the bottleneck verdict.
+"""Immutable snapshots of what the runner counts, and the report (its verdict: ``_verdict``).
 
 Counting costs nothing per item beyond the counters the buffers keep anyway: the time a
 thread spends *starved* (waiting for input) and *blocked* (waiting for space downstream) is
@@ -11,7 +11,16 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-__all__ = ["BufferStatistics", "PipelineStats", "StageState", "StageStats"]
+from ._verdict import verdict
+
+__all__ = [
+    "REPORT_COLUMNS",
+    "BufferStatistics",
+    "PipelineStats",
+    "StageState",
+    "StageStats",
+    "report_row",
+]
 
 
 @dataclass(frozen=True)
@@ -64,8 +73,14 @@ class StageStats:
         busy: seconds its threads spent in its own code (summed over threads).
         starved: seconds its threads spent waiting for input.
         blocked: seconds its threads spent waiting for space in its buffer.
-        cpu: CPU seconds its threads used, where the platform tells (else ``None``).
+        cpu: CPU seconds its threads used, where the platform tells (else ``None``); threads
+            its code started itself (a math library's) are not counted here, only in
+            :attr:`PipelineStats.process_cpu`.
         buffer: its output buffer (``None`` for a sink).
+        threadable: whether it may be given more threads: a source, and a sink not annotated
+            ``-> None`` (it returns a value), run on one thread.
+        expected: how many items it will yield, when known before the run (a source made by
+            ``Pipeline.from_iterable`` of a sized collection: its ``len()`` at build time).
     """
 
     position: int
@@ -80,6 +95,8 @@ class StageStats:
     blocked: float
     cpu: float | None
     buffer: BufferStatistics | None
+    threadable: bool = True
+    expected: int | None = None
 
     @property
     def label(self) -> str:
@@ -101,39 +118,24 @@ class PipelineStats:
         elapsed: seconds since the run started (until it ended, once it has).
         stages: one entry per stage, source first.
         running: whether the run was still going when the snapshot was taken.
+        process_cpu: CPU seconds the whole process used since the run started (until it
+            ended), every thread included, the library's or not; ``None`` if not measured.
+        cpus: how many CPUs the process may run on, where the platform tells.
     """
 
     elapsed: float
     stages: tuple[StageStats, ...]
     running: bool
+    process_cpu: float | None = None
+    cpus: int | None = None
 
     def __str__(self) -> str:
         return self.report()
 
     def report(self) -> str:
-        """A table (stage, threads, items, items/s, busy %, starved %, blocked %, buffer
-        peak/size) and, last, the one-line verdict."""
-        header = ("stage", "threads", "in", "out", "items/s", "busy", "starved", "blocked",
-                  "buffer")  # fmt: skip
-        rows: list[tuple[str, ...]] = [header]
-        for s in self.stages:
-            done = s.items_in if s.role == "sink" else s.items_out
-            rate = done / self.elapsed if self.elapsed > 0 else 0.0
-            buffer = f"{s.buffer.peak_used}/{s.buffer.capacity}" if s.buffer else "-"
-            rows.append(
-                (
-                    f"{s.position} {s.name} ({s.role})",
-                    str(s.threads),
-                    "-" if s.role == "source" else f"{s.items_in:,}",
-                    "-" if s.role == "sink" else f"{s.items_out:,}",
-                    f"{rate:,.0f}",
-                    f"{s.share(s.busy, self.elapsed):.0%}",
-                    f"{s.share(s.starved, self.elapsed):.0%}",
-                    f"{s.share(s.blocked, self.elapsed):.0%}",
-                    buffer,
-                )
-            )
-        widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+        """A table (one row per stage, see :data:`REPORT_COLUMNS`) and, last, the verdict."""
+        rows = [REPORT_COLUMNS, *(report_row(s, self.elapsed) for s in self.stages)]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(REPORT_COLUMNS))]
         lines = [
             "  ".join(
                 cell.ljust(width) if i == 0 else cell.rjust(width)
@@ -146,58 +148,35 @@ class PipelineStats:
         return "\n".join(lines)
 
     def verdict(self) -> str:
-        """One plain-language sentence: which stage limits the pipeline, and what to do."""
-        if not self.stages or self.elapsed <= 0:
-            return "too early to tell"
-        busy = {s.position: s.share(s.busy, self.elapsed) for s in self.stages}
-        busiest = max(self.stages, key=self._load)
-        last = self.stages[-1]
-        if self._load(busiest) < 0.5:
-            if last.role != "sink" and last.share(last.blocked, self.elapsed) > 0.8:
-                return (
-                    f"consumer-bound: {last.name!r} waits "
-                    f"{last.share(last.blocked, self.elapsed):.0%} of the time for the caller "
-                    "to take items -> the loop over the pipeline is the slowest part"
-                )
-            return (
-                f"no bottleneck: no stage is busy half of the time (busiest {busiest.name!r} "
-                f"{busy[busiest.position]:.0%})"
-            )
-        if busiest.role == "source":
-            others = [s.share(s.starved, self.elapsed) for s in self.stages[1:]]
-            if others and min(others) > 0.8:
-                return (
-                    f"source-bound: every stage starves more than 80% -> speed up {busiest.name!r}"
-                )
-            return f"bottleneck: the source {busiest.name!r} (busy {busy[1]:.0%}) -> speed it up"
-        detail = f"busy {busy[busiest.position]:.0%} on {busiest.threads} thread(s)"
-        upstream = self.stages[busiest.position - 2]
-        upstream_blocked = upstream.share(upstream.blocked, self.elapsed)
-        if upstream_blocked > 0.2:
-            detail += f"; upstream {upstream.name!r} blocked {upstream_blocked:.0%}"
-        return f"bottleneck: {busiest.name!r} ({detail}) -> {self._advice(busiest)}"
+        """One plain-language sentence: which stage limits the pipeline, the evidence, and
+        what to do; "likely" where it is an inference, and no advice where the evidence is
+        missing or the run too short (the policy and its thresholds: ``_verdict``)."""
+        return verdict(self)
 
-    def _load(self, stage: StageStats) -> float:
-        """How much of the run a stage kept busy: its busy share, or the CPUs it used.
 
-        Under the GIL a thread waiting to get it back after a wait counts as waiting, so a
-        CPU-bound stage on several threads looks half idle; its CPU time tells the truth.
-        """
-        cores = (stage.cpu or 0.0) / self.elapsed
-        return max(stage.share(stage.busy, self.elapsed), cores)
+REPORT_COLUMNS = ("stage", "threads", "in", "out", "items/s", "busy", "starved", "blocked",
+                  "buffer")  # fmt: skip
+"""The report's columns; :func:`report_row` fills one row (the live display uses both)."""
 
-    def _advice(self, stage: StageStats) -> str:
-        if stage.cpu is not None and stage.busy > 0:
-            computing = stage.cpu / stage.busy  # of its busy time, how much ran on a CPU
-            cores = stage.cpu / self.elapsed  # how many CPUs it kept busy at once
-            if stage.threads > 1 and cores < 1.2 and computing > 0.8 / stage.threads:
-                return (
-                    f"CPU-bound under the GIL ({cores:.1f} CPUs on {stage.threads} threads): "
-                    "more threads will not help; use processes or code that releases the GIL"
-                )
-            if stage.threads == 1 and computing > 0.8:
-                return (
-                    f"give {stage.name!r} more threads if its work releases the GIL (I/O, "
-                    "numpy, hashlib); it is CPU-bound, and pure Python would not speed up"
-                )
-        return f"give {stage.name!r} more threads"
+
+def report_row(stage: StageStats, elapsed: float, rate: float | None = None) -> tuple[str, ...]:
+    """One stage's cells under :data:`REPORT_COLUMNS`; ``rate`` (items/s) defaults to the
+    average since the start. The source's ``out`` shows its total when it is known."""
+    done = stage.items_in if stage.role == "sink" else stage.items_out
+    if rate is None:
+        rate = done / elapsed if elapsed > 0 else 0.0
+    out = "-" if stage.role == "sink" else f"{stage.items_out:,}"
+    if stage.expected is not None:
+        out += f"/{stage.expected:,}"
+    buffer = stage.buffer
+    return (
+        f"{stage.position} {stage.name} ({stage.role})",
+        str(stage.threads),
+        "-" if stage.role == "source" else f"{stage.items_in:,}",
+        out,
+        f"{rate:,.0f}",
+        f"{stage.share(stage.busy, elapsed):.0%}",
+        f"{stage.share(stage.starved, elapsed):.0%}",
+        f"{stage.share(stage.blocked, elapsed):.0%}",
+        f"{buffer.peak_used}/{buffer.capacity}" if buffer is not None else "-",
+    )

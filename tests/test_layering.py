@@ -12,6 +12,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "pipeline_executor"
 # Each module may import only modules listed before it.
 ORDER = [
     "_errors",
+    "_verdict",
     "_stats",
     "_monitor",
     "_progress",

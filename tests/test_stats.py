@@ -36,37 +36,62 @@ def stage(
     blocked: float = 0.0,
     threads: int = 1,
     cpu: float | None = None,
+    peak: int = 8,
+    capacity: int = 8,
+    threadable: bool | None = None,
+    items: int = 100,
 ) -> StageStats:
-    """A synthetic stage snapshot (over a 10 s run)."""
+    """A synthetic stage snapshot (over a 10 s run, ``items`` items through it)."""
     return StageStats(
         position=position,
         name=f"s{position}",
         role=role,
         threads=threads,
         state=StageState.FINISHED,
-        items_in=0 if role == "source" else 100,
-        items_out=0 if role == "sink" else 100,
+        items_in=0 if role == "source" else items,
+        items_out=0 if role == "sink" else items,
         busy=busy,
         starved=starved,
         blocked=blocked,
         cpu=cpu,
-        buffer=None if role == "sink" else BufferStatistics(8, 0, 0, 8, 100, 100, 0, 0),
+        buffer=None
+        if role == "sink"
+        else BufferStatistics(
+            capacity=capacity,
+            used=0,
+            queued=0,
+            peak_used=peak,
+            items_in=items,
+            items_out=items,
+            producers=0,
+            consumers=0,
+        ),
+        threadable=role != "source" if threadable is None else threadable,
     )
 
 
-def run_of(*stages: StageStats) -> PipelineStats:
-    return PipelineStats(elapsed=10.0, stages=stages, running=False)
+def run_of(
+    *stages: StageStats,
+    elapsed: float = 10.0,
+    process_cpu: float | None = None,
+    cpus: int | None = 8,
+    running: bool = False,
+) -> PipelineStats:
+    return PipelineStats(
+        elapsed=elapsed, stages=stages, running=running, process_cpu=process_cpu, cpus=cpus
+    )
 
 
 # -- the verdict on known numbers ----------------------------------------------------------
 
 
 def test_verdict_names_the_busy_stage_and_its_blocked_upstream() -> None:
-    """The issue's example: a busy middle stage with a blocked source."""
+    """A busy middle stage that waits, with a blocked source: give it threads."""
     stats = run_of(
-        stage(1, "source", busy=3.0, blocked=6.2),
+        stage(1, "source", busy=3.0, blocked=6.2, cpu=0.1),
         stage(2, "then", busy=19.4, threads=2, cpu=1.0),
-        stage(3, "sink", busy=0.5, starved=9.5),
+        stage(3, "sink", busy=0.5, starved=9.5, cpu=0.1),
+        process_cpu=1.2,
     )
     assert stats.verdict() == (
         "bottleneck: 's2' (busy 97% on 2 thread(s); upstream 's1' blocked 62%) "
@@ -74,34 +99,178 @@ def test_verdict_names_the_busy_stage_and_its_blocked_upstream() -> None:
     )
 
 
-def test_verdict_source_bound() -> None:
-    """Every other stage starving more than 80%: the source is the limit."""
+def test_verdict_source_bound_advises_what_a_one_thread_source_can_do() -> None:
+    """Every later stage starving: speed up the source or move work out of it, never threads."""
     stats = run_of(
-        stage(1, "source", busy=9.8),
-        stage(2, "then", busy=0.5, starved=9.5),
-        stage(3, "sink", busy=0.2, starved=9.8),
-    )
-    assert stats.verdict() == "source-bound: every stage starves more than 80% -> speed up 's1'"
-
-
-def test_verdict_cpu_bound_under_the_gil() -> None:
-    """Two threads busy all the time but one CPU between them: the GIL."""
-    stats = run_of(
-        stage(1, "source", busy=1.0, blocked=9.0),
-        stage(2, "then", busy=19.0, threads=2, cpu=9.5),
-        stage(3, "sink", busy=0.5, starved=9.5),
+        stage(1, "source", busy=9.8, cpu=0.2),
+        stage(2, "then", busy=0.5, starved=9.5, cpu=0.1),
+        stage(3, "sink", busy=0.2, starved=9.8, cpu=0.1),
+        process_cpu=0.5,
     )
     assert stats.verdict() == (
-        "bottleneck: 's2' (busy 95% on 2 thread(s); upstream 's1' blocked 90%) -> CPU-bound "
-        "under the GIL (0.9 CPUs on 2 threads): more threads will not help; use processes or "
-        "code that releases the GIL"
+        "source-bound: every later stage waits for 's1' more than 80% of the time -> a source "
+        "runs on one thread: speed up 's1', or move its slow part into a then() stage with "
+        "threads after it"
+    )
+
+
+def test_verdict_cpu_bound_under_the_gil_when_the_whole_process_uses_one_cpu() -> None:
+    """Two threads computing, one CPU for the whole process: the GIL, said as likely."""
+    stats = run_of(
+        stage(1, "source", busy=1.0, blocked=9.0, cpu=0.3),
+        stage(2, "then", busy=19.0, threads=2, cpu=9.5),
+        stage(3, "sink", busy=0.5, starved=9.5, cpu=0.2),
+        process_cpu=10.0,
+    )
+    assert stats.verdict() == (
+        "bottleneck: 's2' (busy 95% on 2 thread(s); upstream 's1' blocked 90%) -> likely "
+        "CPU-bound under the GIL (2 threads used 0.9 CPU, the whole process 1.0): more threads "
+        "will not help; use worker processes or code that releases the GIL"
+    )
+
+
+def test_verdict_not_the_gil_when_the_process_used_more_cpus_than_its_threads() -> None:
+    """Threads of a library (torch intra-op) count: 3 CPUs in all is not GIL-bound."""
+    stats = run_of(
+        stage(1, "source", busy=1.0, blocked=9.0, cpu=0.3),
+        stage(2, "then", busy=19.0, threads=2, cpu=9.5),
+        stage(3, "sink", busy=0.5, starved=9.5, cpu=0.2),
+        process_cpu=30.0,
+        cpus=8,
+    )
+    assert stats.verdict().endswith(
+        "-> not held by the GIL (the process used 3.0 CPUs) -> give 's2' more threads"
+    )
+    assert "under the GIL" not in stats.verdict()
+
+
+def test_verdict_all_cpus_busy_is_cpu_bound_not_gil_bound() -> None:
+    """The process kept every CPU it may use busy: more threads will not help, nor processes."""
+    stats = run_of(
+        stage(1, "source", busy=1.0, blocked=9.0, cpu=0.3),
+        stage(2, "then", busy=19.0, threads=2, cpu=9.5),
+        stage(3, "sink", busy=0.5, starved=9.5, cpu=0.2),
+        process_cpu=19.6,
+        cpus=2,
+    )
+    assert stats.verdict().endswith(
+        "-> the process kept the 2 CPU(s) it may use busy (2.0 in use): CPU-bound, more "
+        "threads will not help; make 's2' cheaper or use more cores"
+    )
+
+
+def test_verdict_a_value_returning_sink_is_not_told_to_take_threads() -> None:
+    """A sink that returns a value runs on one thread: the advice says what can help."""
+    stats = run_of(
+        stage(1, "source", busy=0.5, blocked=9.5, cpu=0.1),
+        stage(2, "sink", busy=9.7, cpu=0.5, threadable=False),
+        process_cpu=0.7,
+    )
+    assert stats.verdict() == (
+        "bottleneck: 's2' (busy 97% on 1 thread(s); upstream 's1' blocked 95%) -> 's2' returns "
+        "a value, so it runs on one thread: speed it up, move its work into a threaded stage "
+        "before it, or make it return None (annotated '-> None') and give it threads"
+    )
+
+
+def test_verdict_a_sink_that_returns_none_may_take_threads() -> None:
+    """The same numbers for a sink annotated '-> None': more threads is valid advice."""
+    stats = run_of(
+        stage(1, "source", busy=0.5, blocked=9.5, cpu=0.1),
+        stage(2, "sink", busy=9.7, cpu=0.5, threadable=True),
+        process_cpu=0.7,
+    )
+    assert stats.verdict().endswith("-> give 's2' more threads")
+
+
+def test_verdict_a_source_filling_an_empty_buffer_is_not_the_bottleneck() -> None:
+    """A busy source never blocked because its buffer is still filling: the sink limits."""
+    stats = run_of(
+        stage(1, "source", busy=9.9, cpu=0.5, peak=5000, capacity=8192),
+        stage(2, "sink", busy=9.8, cpu=0.4, threadable=False),
+        process_cpu=1.0,
+    )
+    verdict = stats.verdict()
+    assert verdict.startswith(
+        "bottleneck: 's2' (busy 98% on 1 thread(s); upstream 's1' is faster: the buffer "
+        "between them is filling (5,000 of 8,192 at its peak, never full)) -> "
+    )
+    assert "speed up 's1'" not in verdict
+
+
+def test_verdict_a_burst_in_a_buffer_is_not_a_backlog() -> None:
+    """A peak that is a small share of the items that went through is no sign of filling."""
+    busy_source = stage(1, "source", busy=9.9, cpu=0.5, peak=900, capacity=8192, items=10_000)
+    sink = stage(2, "sink", busy=9.8, cpu=0.4, items=10_000)
+    stats = run_of(busy_source, sink, process_cpu=1.0)
+    assert stats.verdict().startswith("no clear bottleneck: 's1' is busy 99% of the time")
+
+
+def test_verdict_blames_a_gil_bound_stage_upstream_not_the_starved_sink() -> None:
+    """The ETL case: json parsing holds the GIL; the sink looks busy waiting for it."""
+    stats = run_of(
+        stage(1, "source", busy=1.0, blocked=9.0, cpu=0.5),
+        stage(2, "then", busy=9.5, cpu=8.6),
+        stage(3, "sink", busy=7.0, starved=3.0, cpu=0.8, threadable=False),
+        process_cpu=9.9,
+    )
+    assert stats.verdict() == (
+        "bottleneck: 's2' (busy 95% on 1 thread(s); upstream 's1' blocked 90%) -> it computes "
+        "on its one thread (0.9 CPU, the whole process 1.0): more threads help only if its "
+        "work releases the GIL (I/O, numpy, hashlib); pure Python needs worker processes"
+    )
+
+
+def test_verdict_a_stage_whose_consumer_starves_is_not_held_back_by_it() -> None:
+    """Blocked time while the next stage starves is hand-off latency: the stage still limits."""
+    stats = run_of(
+        stage(1, "source", busy=0.1, blocked=9.9, cpu=0.1),
+        stage(2, "then", busy=8.0, starved=6.0, blocked=6.0, threads=2, cpu=5.0),
+        stage(3, "sink", busy=0.1, starved=9.9, cpu=0.1),
+        process_cpu=5.3,
+    )
+    assert stats.verdict().startswith("bottleneck: 's2' (busy 50% on 2 thread(s); ")
+
+
+@pytest.mark.parametrize(
+    ("running", "expected"),
+    [
+        (False, "too short to judge (0.03 s; a verdict needs 0.5 s of run)"),
+        (True, "too early to judge (0.03 s so far; a verdict needs 0.5 s of run)"),
+    ],
+)
+def test_verdict_too_short_to_judge(running: bool, expected: str) -> None:
+    """A run shorter than MIN_ELAPSED gets no verdict, whatever its numbers."""
+    stats = run_of(
+        stage(1, "source", busy=0.0, blocked=0.03),
+        stage(2, "sink", busy=0.03),
+        elapsed=0.03,
+        process_cpu=0.03,
+        running=running,
+    )
+    assert stats.verdict() == expected
+
+
+def test_verdict_without_cpu_measurements_does_not_guess_the_gil() -> None:
+    """No CPU figures: the advice says what it depends on instead of naming the GIL."""
+    stats = run_of(
+        stage(1, "source", busy=1.0, blocked=9.0),
+        stage(2, "then", busy=19.0, threads=2),
+        stage(3, "sink", busy=0.5, starved=9.5),
+    )
+    assert stats.verdict().endswith(
+        "-> give 's2' more threads, if its work waits (I/O) or releases the GIL: the CPU it "
+        "used was not measured"
     )
 
 
 def test_verdict_consumer_bound_when_the_caller_is_slow() -> None:
     """Iterating: the last stage waits for the caller most of the time."""
     stats = run_of(stage(1, "source", busy=1.0, blocked=9.0), stage(2, "then", blocked=9.0))
-    assert stats.verdict().startswith("consumer-bound: 's2' waits 90% of the time for the caller")
+    assert stats.verdict() == (
+        "consumer-bound: 's2' waits 90% of the time for the caller to take items -> the loop "
+        "over the pipeline is the slowest part"
+    )
 
 
 def test_verdict_no_bottleneck() -> None:
@@ -114,7 +283,11 @@ def test_verdict_no_bottleneck() -> None:
 
 def test_the_report_is_a_table_ending_with_the_verdict() -> None:
     """str(stats) is the report: a header, one row per stage, the verdict."""
-    stats = run_of(stage(1, "source", busy=9.8), stage(2, "sink", busy=0.2, starved=9.8))
+    stats = run_of(
+        stage(1, "source", busy=9.8, cpu=0.1),
+        stage(2, "sink", busy=0.2, starved=9.8, cpu=0.1),
+        process_cpu=0.3,
+    )
     lines = str(stats).splitlines()
     assert lines[0].split() == [
         "stage", "threads", "in", "out", "items/s", "busy", "starved", "blocked", "buffer"
@@ -123,7 +296,9 @@ def test_the_report_is_a_table_ending_with_the_verdict() -> None:
                                 "8/8"]  # fmt: skip
     assert lines[2].split() == ["2", "s2", "(sink)", "1", "100", "-", "10", "2%", "98%", "0%", "-"]
     assert lines[3] == (
-        "ended after 10.00 s; source-bound: every stage starves more than 80% -> speed up 's1'"
+        "ended after 10.00 s; source-bound: every later stage waits for 's1' more than 80% of "
+        "the time -> a source runs on one thread: speed up 's1', or move its slow part into a "
+        "then() stage with threads after it"
     )
     assert stats.report() == str(stats)
 
@@ -145,8 +320,19 @@ def spin(xs: Iterable[int]) -> Iterator[int]:
         yield x + n - n
 
 
-def slow_source(n: int) -> Iterator[int]:
-    for i in range(n):
+RUN = 0.8  # seconds each real run lasts: past MIN_ELAPSED whatever the machine's speed
+
+
+def for_a_while(seconds: float) -> Iterator[int]:
+    deadline = time.perf_counter() + seconds
+    n = 0
+    while time.perf_counter() < deadline:
+        yield n
+        n += 1
+
+
+def slow_source(seconds: float) -> Iterator[int]:
+    for i in for_a_while(seconds):
         time.sleep(0.003)  # sleep-ok: the deliberate workload of a slow source
         yield i
 
@@ -167,34 +353,65 @@ def final_stats(runnable: object) -> PipelineStats:
 
 def test_a_sleeping_stage_is_the_bottleneck_and_more_threads_would_help() -> None:
     """A stage sleeping per item: busy, little CPU, its source blocked."""
-    stats = final_stats(Pipeline.source(numbers, 4, n=150).then(sleepy, buffer=4).sink(total))
+    stats = final_stats(
+        Pipeline.source(for_a_while, 4, seconds=RUN).then(sleepy, buffer=4).sink(total)
+    )
     assert stats.verdict().startswith("bottleneck: 'sleepy' (busy ")
-    assert "upstream 'numbers' blocked" in stats.verdict()
+    assert "upstream 'for_a_while' blocked" in stats.verdict()
     assert stats.verdict().endswith("-> give 'sleepy' more threads")
 
 
 def test_a_pure_python_stage_on_two_threads_is_cpu_bound_under_the_gil() -> None:
     """Two spinning threads share one interpreter lock."""
     stats = final_stats(
-        Pipeline.source(numbers, 4, n=300).then(spin, threads=2, buffer=4).sink(total)
+        Pipeline.source(for_a_while, 4, seconds=RUN).then(spin, threads=2, buffer=4).sink(total)
     )
     assert stats.verdict().startswith("bottleneck: 'spin' (busy ")
-    assert "CPU-bound under the GIL" in stats.verdict()
+    assert "likely CPU-bound under the GIL" in stats.verdict()
 
 
 def test_a_slow_source_makes_the_pipeline_source_bound() -> None:
     """Everything downstream starves."""
-    stats = final_stats(Pipeline.source(slow_source, n=150).then(add_one).sink(total))
-    assert stats.verdict() == (
-        "source-bound: every stage starves more than 80% -> speed up 'slow_source'"
+    stats = final_stats(Pipeline.source(slow_source, seconds=RUN).then(add_one).sink(total))
+    assert stats.verdict().startswith(
+        "source-bound: every later stage waits for 'slow_source' more than 80% of the time -> "
+        "a source runs on one thread"
     )
 
 
-def test_a_slow_sink_is_the_bottleneck() -> None:
-    """The sink is busy; its upstream is blocked."""
-    stats = final_stats(Pipeline.source(numbers, 4, n=150).then(add_one, buffer=4).sink(slow_sink))
+def test_a_slow_sink_that_returns_a_value_is_the_bottleneck_but_gets_no_threads() -> None:
+    """The sink is busy, its upstream blocked; it returns a value, so no "more threads"."""
+    stats = final_stats(
+        Pipeline.source(for_a_while, 4, seconds=RUN).then(add_one, buffer=4).sink(slow_sink)
+    )
     assert stats.verdict().startswith("bottleneck: 'slow_sink' (busy ")
     assert "upstream 'add_one' blocked" in stats.verdict()
+    assert "-> 'slow_sink' returns a value, so it runs on one thread" in stats.verdict()
+
+
+def test_process_cpu_counts_threads_the_library_did_not_start() -> None:
+    """A thread a stage starts itself (as torch does) is in process_cpu, not in its cpu."""
+    helper_cpu: list[float] = []
+
+    def burn() -> None:
+        n = 0
+        while time.thread_time() < 0.2:  # CPU seconds of this thread
+            n += 1
+        helper_cpu.append(time.thread_time())
+
+    def offloads(xs: Iterable[int]) -> Iterator[int]:
+        for x in xs:
+            helper = threading.Thread(target=burn)
+            helper.start()
+            helper.join(WAIT)
+            yield x
+
+    stats = final_stats(Pipeline.from_iterable([1]).then(offloads).sink(total))
+    assert stats.process_cpu is not None
+    assert stats.process_cpu >= helper_cpu[0] >= 0.2
+    offloading = stats.stages[1]
+    assert offloading.cpu is not None
+    assert offloading.cpu < 0.1
 
 
 # -- snapshots, progress callbacks, final statistics ----------------------------------------
