@@ -29,12 +29,12 @@ States, as trio and ``queue.Queue.shutdown`` tell them apart:
 
 from __future__ import annotations
 
-import enum
 import threading
 import time
 from collections import deque
 from typing import Generic, TypeVar
 
+from ._meter import Aborted, Activity, Broken, Cancelled, ChannelTimeout, Meter
 from ._stats import BufferStatistics
 
 __all__ = [
@@ -50,55 +50,6 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
-
-
-class Cancelled(BaseException):
-    """Raised into a stage's thread to stop it. A ``BaseException``, like ``GeneratorExit``,
-    so that a stage's ``except Exception`` does not swallow it; it never reaches the user."""
-
-
-class Aborted(Cancelled):
-    """The pipeline is being stopped (a failure, an interrupt, the consumer went away)."""
-
-
-class Broken(Cancelled):
-    """Every consumer of this buffer has finished: nothing more needs to be produced."""
-
-
-class ChannelTimeout(Exception):
-    """A consumer's wait with a timeout ran out with nothing to take."""
-
-
-class Activity(enum.Enum):
-    """What a thread is doing, as its :class:`Meter` last saw."""
-
-    BUSY = "inside its own code"
-    STARVED = "waiting for input"
-    BLOCKED = "waiting for space in its buffer"
-
-
-class Meter:
-    """One thread's clock, written only by that thread and read by anyone.
-
-    Only the slow paths (where the thread is about to wait) touch it, so it costs nothing per
-    item. ``busy`` is what is left of the thread's life once its waits are taken out.
-    """
-
-    __slots__ = ("activity", "blocked", "ended", "started", "starved")
-
-    def __init__(self) -> None:
-        self.activity = Activity.BUSY
-        self.starved = 0.0  # seconds waiting for input
-        self.blocked = 0.0  # seconds waiting for space downstream
-        self.started: float | None = None  # perf_counter() when the thread began
-        self.ended: float | None = None  # perf_counter() when it finished
-
-    def busy(self, now: float) -> float:
-        """Seconds alive and not waiting, as of ``now`` (a ``perf_counter()`` reading)."""
-        if self.started is None:
-            return 0.0
-        alive = (self.ended if self.ended is not None else now) - self.started
-        return max(0.0, alive - self.starved - self.blocked)
 
 
 class Channel(Generic[_T]):

@@ -20,6 +20,7 @@ ORDER = [
     "_subtype",
     "_stages",
     "_typecheck",
+    "_meter",
     "_channel",
     "_signals",
     "_diagnose",
