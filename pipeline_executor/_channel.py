@@ -1,23 +1,37 @@
 """The bounded buffer between the threads of one stage and the threads of the next.
 
-Counting. Every slot of a buffer of ``capacity`` is, at any moment, exactly one of: *free*;
-*reserved* by a producer (a credit for the item it is computing or will compute next);
-*queued*; or *held* by a consumer that has not yet asked for its next item. A producer gets
-its slot before it asks the user's generator for an item, and a consumer hands a slot back
-only once it asks for the next item, so ``free + reserved + queued + held == capacity`` and no
-more than ``capacity`` of a stage's items ever exist. (Reserving ahead only over-counts.)
+Counting. The bound is ``capacity`` live items: an item is *live* while it is being produced
+(its producer has a slot for it), queued, or held by a consumer that has not yet asked for its
+next item. Every slot is, at any moment, exactly one of: *free*; *spare* (reserved ahead by a
+producer for items it has not started); *live*; or *done* (its item was consumed, but the slot
+has not been handed back yet). ``free + spare + live + done == capacity``, so no more than
+``capacity`` items ever exist. The bound is exact in both directions: a producer about to wait
+first takes back every *done* slot, and a sibling producer hands its *spare* slots back at its
+next item once a producer waits; so a producer waits only while ``capacity`` items are live (or
+a sibling is in the middle of an item with slots reserved ahead).
 
 Speed. Each producer (:class:`Sender`) and consumer (:class:`Receiver`) keeps its own counts.
 Items go in with ``deque.append`` and out with ``deque.popleft``, which are atomic under the
-GIL, so the hot path takes no lock: the lock is taken only to reserve slots (in chunks), hand
-slots back (in chunks, early only when a producer waits), and to wait and wake. Nobody is
-woken unless somebody waits, and nobody polls.
+GIL, so the hot path takes no lock: the lock is taken to reserve slots (in chunks), when a
+producer would wait (it takes back *done* slots from the consumers' counts), when a consumer
+finds a producer waiting that nobody woke yet, and to wait and wake. Nobody is woken unless
+somebody waits, and nobody polls.
 
-The lost-wakeup race, and why it cannot happen: a consumer about to wait first counts itself
-in ``getters_waiting`` (under the lock), then looks at the deque again, then waits (releasing
-the lock). A producer appends, then reads ``getters_waiting``; if it reads 0, its append came
-before the consumer's second look, which therefore sees the item. If it reads more, it takes
-the lock, so its notify reaches a consumer that is already waiting.
+Lost wakeups, and why they cannot happen. A consumer about to wait first counts itself in
+``getters_waiting`` (under the lock), then looks at the deque again, then waits (releasing the
+lock). A producer appends, then reads ``getters_waiting`` and ``getters_signalled``; if it
+reads no unsignalled waiter, its append came before the consumer's second look, which
+therefore sees the item. If it reads one, it takes the lock, so its notify reaches a consumer
+that is already waiting. The other way round is the same: a producer about to wait counts
+itself in ``putters_waiting`` before it reads the consumers' counts; a consumer increments its
+count, then reads ``putters_waiting``, so either the producer sees the consumed item or the
+consumer sees the waiter (and takes the lock, which the producer holds until it waits).
+
+Which thread writes what. ``Sender._credits``, ``Sender.count``: its producer only.
+``Receiver.count`` and ``Receiver.holding``: its consumer only (``holding`` is set before
+``count`` grows, and read after it, so a reader never takes back the slot of a held item).
+``Receiver._returned``: under the lock only. Everything else of the channel: under the lock,
+except the fields documented as read without it.
 
 States, as trio and ``queue.Queue.shutdown`` tell them apart:
 
@@ -25,6 +39,9 @@ States, as trio and ``queue.Queue.shutdown`` tell them apart:
 * broken: every consumer has finished; producers get :class:`Broken`, queued items are dropped.
 * aborted: the pipeline stops now; every waiter on either side wakes with :class:`Aborted`,
   and every producer and consumer gets it at its next item.
+
+After a stop, a consumer's input ends: the first ``next()`` raises the cancellation, every
+later one raises ``StopIteration``, so a stage that swallows the cancellation still finishes.
 """
 
 from __future__ import annotations
@@ -32,7 +49,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from typing import Generic, TypeVar
+from collections.abc import Callable
+from typing import Generic, NoReturn, TypeVar, cast
 
 from ._meter import Aborted, Activity, Broken, Cancelled, ChannelTimeout, Meter
 from ._stats import BufferStatistics
@@ -50,6 +68,9 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
+
+_NOTHING: deque[object] = deque()
+"""Never appended to: a stopped receiver pops from it, so its next item takes the slow path."""
 
 
 class Channel(Generic[_T]):
@@ -74,11 +95,15 @@ class Channel(Generic[_T]):
         self.getters_waiting = 0
         self.getters_signalled = 0
         self.putters_waiting = 0
-        self._putters_signalled = 0
+        self.putters_signalled = 0
         # What producers / consumers get instead of slots / items; None while running.
         # Written under the lock, read without it once per item.
         self.producer_stop: type[Cancelled] | None = None
         self.consumer_stop: type[Cancelled] | None = None
+        # Not None while a producer must look at the channel before its next item: the
+        # buffer stopped, or a producer waits (so siblings hand back their spare slots).
+        # Written under the lock, read without it once per item.
+        self.attention: object = None
         # Slots a producer reserves at once: enough to make the lock rare, few enough that
         # the producers of a multi-threaded stage do not starve each other.
         self.chunk = max(1, capacity // (4 * producers))
@@ -101,27 +126,48 @@ class Channel(Generic[_T]):
             Broken: every consumer has finished.
         """
         with self._lock:
-            if self._free == 0:
+            if self._free <= 0:
+                # Count ourselves as waiting *before* reading the consumers' counts.
                 self.putters_waiting += 1
+                self.attention = True
                 try:
                     while True:
                         if self.producer_stop is not None:
                             raise self.producer_stop
-                        if self._free:
+                        self._reclaim()
+                        if self._free > 0:
                             break
                         self._not_full.wait()
-                        if self._putters_signalled:
-                            self._putters_signalled -= 1
+                        if self.putters_signalled:
+                            self.putters_signalled -= 1
                 finally:
                     self.putters_waiting -= 1
+                    if not self.putters_waiting and self.producer_stop is None:
+                        self.attention = None
             if self.producer_stop is not None:
                 raise self.producer_stop
+            if self.putters_waiting:  # others wait: take only the slot we need
+                most = 1
             taken = min(self._free, most)
             self._free -= taken
-            used = self.capacity - self._free
-            if used > self._peak:
-                self._peak = used
+            self._note_peak()
             return taken
+
+    def _reclaim(self) -> None:
+        # Lock held. Take back the slots of items consumers are done with: all that each
+        # consumer counted but the last, which it may still hold. A count read while it
+        # grows is only lower, which takes back less, never a held item's slot.
+        for receiver in self.receivers:
+            done = receiver.count - 1 - receiver.returned
+            if done > 0:
+                receiver.returned += done
+                self._free += done
+
+    def give_back(self, spare: int) -> None:
+        """A producer hands back ``spare`` slots it had reserved ahead."""
+        with self._lock:
+            self._free += spare
+            self._wake_putters(spare)
 
     def wake_getter(self) -> None:
         """Wake one consumer that waits and was not woken yet."""
@@ -133,6 +179,7 @@ class Channel(Generic[_T]):
     def producer_done(self, unused: int) -> None:
         """One producer has finished, handing back ``unused`` reserved slots."""
         with self._lock:
+            self._note_peak()
             self._free += unused
             self._wake_putters(unused)
             self._producers -= 1
@@ -141,21 +188,25 @@ class Channel(Generic[_T]):
 
     def _wake_putters(self, freed: int) -> None:
         # Lock held.
-        wake = min(freed, self.putters_waiting - self._putters_signalled)
+        wake = min(freed, self.putters_waiting - self.putters_signalled)
         if wake > 0:
-            self._putters_signalled += wake
+            self.putters_signalled += wake
             self._not_full.notify(wake)
 
     # -- consumer side (called by Receiver) ----------------------------------------------
 
-    def release(self, count: int) -> None:
-        """Hand back ``count`` slots of items consumers are done with."""
+    def hand_back(self, receiver: Receiver[_T]) -> None:
+        """A producer waits: hand back the slots of items ``receiver`` is done with."""
         with self._lock:
-            self._free += count
-            self._wake_putters(count)
+            done = receiver.count - 1 - receiver.returned
+            if done > 0:
+                receiver.returned += done
+                self._free += done
+                self._wake_putters(done)
 
-    def wait_item(self, release: int, timeout: float | None) -> _T:
-        """Hand back ``release`` slots, then take one item, waiting while there is none.
+    def wait_item(self, receiver: Receiver[_T], timeout: float | None) -> _T:
+        """Hand back every slot ``receiver`` counted, then take one item, waiting while there
+        is none.
 
         Raises:
             StopIteration: every producer has finished and nothing is queued.
@@ -163,9 +214,12 @@ class Channel(Generic[_T]):
             Aborted: the pipeline is stopping.
         """
         with self._lock:
-            if release:
-                self._free += release
-                self._wake_putters(release)
+            self._note_peak()
+            done = receiver.count - receiver.returned
+            if done:
+                receiver.returned = receiver.count
+                self._free += done
+                self._wake_putters(done)
             while True:
                 if self.consumer_stop is not None:
                     raise self.consumer_stop
@@ -189,18 +243,21 @@ class Channel(Generic[_T]):
                 if self.consumer_stop is None:
                     raise ChannelTimeout
 
-    def consumer_done(self, release: int) -> None:
+    def consumer_done(self, receiver: Receiver[_T]) -> None:
         """One consumer has finished; when the last one goes, the buffer breaks."""
         with self._lock:
-            self._free += release
+            done = receiver.count - receiver.returned
+            receiver.returned = receiver.count
+            self._free += done
             self._consumers -= 1
             if self._consumers == 0:
                 if self.producer_stop is None:
                     self.producer_stop = Broken
+                self.attention = True
                 self.items.clear()  # nobody will read them: do not keep them alive
                 self._not_full.notify_all()
             else:
-                self._wake_putters(release)
+                self._wake_putters(done)
 
     # -- both ----------------------------------------------------------------------------
 
@@ -209,9 +266,23 @@ class Channel(Generic[_T]):
         with self._lock:
             self.producer_stop = Aborted
             self.consumer_stop = Aborted
+            self.attention = True
             self.items.clear()
             self._not_full.notify_all()
             self._not_empty.notify_all()
+
+    def _live(self) -> int:
+        # Lock held. Items being produced (a producer with a slot for its next item), queued,
+        # or held (a consumer that counted more than it handed back holds its last one).
+        making = sum(1 for s in self.senders if s.credits > 0)
+        holding = sum(1 for r in self.receivers if r.count > r.returned)
+        return min(self.capacity, len(self.items) + making + holding)
+
+    def _note_peak(self) -> None:
+        # Lock held.
+        live = self._live()
+        if live > self._peak:
+            self._peak = live
 
     def moved(self) -> int:
         """How many items have gone in and out so far; read without the lock."""
@@ -220,9 +291,10 @@ class Channel(Generic[_T]):
     def statistics(self) -> BufferStatistics:
         """An immutable snapshot of this buffer's counters."""
         with self._lock:
+            self._note_peak()
             return BufferStatistics(
                 capacity=self.capacity,
-                used=self.capacity - self._free,
+                used=self._live(),
                 queued=len(self.items),
                 peak_used=self._peak,
                 items_in=sum(s.count for s in self.senders),
@@ -239,12 +311,14 @@ class Sender(Generic[_T]):
     for the next one), then :meth:`close` once, whatever happened.
     """
 
-    __slots__ = ("_append", "_channel", "_closed", "_credits", "count", "meter")
+    __slots__ = ("_append", "_channel", "_closed", "count", "credits", "meter")
 
     def __init__(self, channel: Channel[_T]) -> None:
         self._channel = channel
         self._append = channel.items.append
-        self._credits = 0  # reserved slots not yet filled; one is for the item in the making
+        # Reserved slots not yet filled; one is for the item in the making. Written only by
+        # this producer's thread; read by anyone (statistics).
+        self.credits = 0
         self._closed = False
         self.count = 0  # items sent; written only by this producer's thread
         self.meter = Meter()  # the runner gives each thread its own
@@ -259,7 +333,7 @@ class Sender(Generic[_T]):
             Aborted: the pipeline is stopping.
             Broken: every consumer has finished.
         """
-        self._credits = self._reserve()
+        self.credits = self._reserve()
 
     def _reserve(self) -> int:
         meter = self.meter
@@ -279,21 +353,32 @@ class Sender(Generic[_T]):
             Broken: every consumer has finished; ``item`` is dropped.
         """
         channel = self._channel
-        if channel.producer_stop is not None:
-            raise channel.producer_stop
+        if channel.attention is not None:
+            self._attend()
         self._append(item)
         self.count += 1
         if channel.getters_waiting > channel.getters_signalled:
             channel.wake_getter()
-        self._credits -= 1
-        if not self._credits:
-            self._credits = self._reserve()
+        self.credits -= 1
+        if not self.credits:
+            self.credits = self._reserve()
+
+    def _attend(self) -> None:
+        """The buffer stopped (raise its stop) or a producer waits (hand back spare slots)."""
+        channel = self._channel
+        stop = channel.producer_stop
+        if stop is not None:
+            raise stop
+        spare = self.credits - 1  # keep the slot of the item being sent
+        if spare > 0:
+            self.credits = 1
+            channel.give_back(spare)
 
     def close(self) -> None:
         """This producer has finished: hand back its unused slots; the last one closes."""
         if not self._closed:
             self._closed = True
-            credits, self._credits = self._credits, 0
+            credits, self.credits = self.credits, 0
             self._channel.producer_done(credits)
 
 
@@ -301,28 +386,30 @@ class Receiver(Generic[_T]):
     """The iterator one consumer thread reads a stage's input from.
 
     An item handed out stays counted in the buffer until the consumer asks for the next one.
+    Once the buffer is aborted, or :meth:`cancel` was called, the first ``next()`` raises the
+    cancellation and every later one raises ``StopIteration``.
     """
 
     __slots__ = (
         "_channel",
         "_closed",
+        "_halted",
+        "_pending",
         "_popleft",
-        "_release_at",
-        "_returned",
         "count",
         "meter",
+        "returned",
         "timeout",
     )
 
     def __init__(self, channel: Channel[_T]) -> None:
         self._channel = channel
-        self._popleft = channel.items.popleft
+        self._popleft: Callable[[], _T] = channel.items.popleft
         self.count = 0  # items handed out; written only by this consumer's thread
-        self._returned = 0  # of those, how many slots were handed back
-        # Hand slots back before running dry only when a producer waits, and then in
-        # chunks, so that a full buffer does not cost a lock round-trip per item.
-        self._release_at = max(1, channel.capacity // 4)
+        self.returned = 0  # of those, how many slots were handed back; under the lock
         self._closed = False
+        self._pending: type[Cancelled] | None = None  # a stop for this consumer alone
+        self._halted = False  # the cancellation was raised: from now on, the end
         self.timeout: float | None = None
         self.meter = Meter()  # the runner gives each thread its own
 
@@ -335,27 +422,48 @@ class Receiver(Generic[_T]):
     def __next__(self) -> _T:
         channel = self._channel
         if channel.consumer_stop is not None:
-            raise channel.consumer_stop
+            self._halt(channel.consumer_stop)
         try:
             item = self._popleft()
         except IndexError:
-            return self._wait()
-        count = self.count = self.count + 1
-        # Items before this one are done with (we were asked for this one).
-        if count - self._returned > self._release_at and channel.putters_waiting:
-            channel.release(count - 1 - self._returned)
-            self._returned = count - 1
-        return item
+            pass  # leave the handler first: what waiting raises must not chain to it
+        else:
+            self.count += 1
+            if channel.putters_waiting > channel.putters_signalled:
+                channel.hand_back(self)
+            return item
+        return self._wait()
+
+    @property
+    def halted(self) -> bool:
+        """Whether this consumer was given a cancellation (and its input has ended)."""
+        return self._halted
+
+    def cancel(self, stop: type[Cancelled]) -> None:
+        """Stop this consumer alone: its next ``next()`` raises ``stop``, later ones
+        ``StopIteration``. Call from the consumer's own thread."""
+        self._pending = stop
+        self._popleft = cast("Callable[[], _T]", _NOTHING.popleft)  # always empty
+
+    def _halt(self, stop: type[Cancelled]) -> NoReturn:
+        if self._halted:
+            raise StopIteration
+        self._halted = True
+        raise stop
 
     def _wait(self) -> _T:
+        if self._pending is not None:
+            self._halt(self._pending)
         if self._closed:
             raise StopIteration
-        done, self._returned = self.count - self._returned, self.count
         meter = self.meter
         meter.activity = Activity.STARVED
         start = time.perf_counter()
         try:
-            item = self._channel.wait_item(done, self.timeout)
+            item = self._channel.wait_item(self, self.timeout)
+        except Cancelled:
+            self._halted = True
+            raise
         finally:
             meter.starved += time.perf_counter() - start
             meter.activity = Activity.BUSY
@@ -366,5 +474,4 @@ class Receiver(Generic[_T]):
         """This consumer has finished: hand back what it holds and deregister it."""
         if not self._closed:
             self._closed = True
-            done, self._returned = self.count - self._returned, self.count
-            self._channel.consumer_done(done)
+            self._channel.consumer_done(self)

@@ -158,9 +158,13 @@ class _Execution:
                 send = out.send
                 for item in iterator:
                     send(item)
-        except Cancelled:
+            if receiver is not None and receiver.halted:  # it swallowed our stop, then ended
+                outcome = StageState.CANCELLED
+        except Cancelled as stop:
             stopped = True
             outcome = StageState.CANCELLED
+            if receiver is not None:  # even a stage that swallows the stop finds its input
+                receiver.cancel(type(stop))  # ended while we close it
         except BaseException as exc:  # every failure is the caller's to see
             outcome = self._record(exc, stage, stopped=_stopped_by_us(exc))
         finally:
@@ -467,18 +471,18 @@ def _receive(
     while True:
         try:
             item = next(output)
-        except StopIteration:
+        except (StopIteration, Aborted):
             return
         except ChannelTimeout:
-            assert watchdog is not None
-            if watchdog.stalled():
-                execution.stall(watchdog.timeout)
-                return
+            pass  # leave the handler: a Ctrl-C meanwhile must not chain to our exception
+        else:
+            yield item
+            del item  # the next item is asked for: this one is no longer held
             continue
-        except Aborted:
+        assert watchdog is not None
+        if watchdog.stalled():
+            execution.stall(watchdog.timeout)
             return
-        yield item
-        del item  # the next item is asked for: this one is no longer held
 
 
 THREADS = ThreadBackend()

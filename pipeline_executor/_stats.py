@@ -29,9 +29,12 @@ class BufferStatistics:
 
     Attributes:
         capacity: the stage's ``buffer``: at most this many items are alive at once.
-        used: items alive now: being produced, waiting, or held by a consumer.
+        used: items alive now: being produced, waiting, or held by a consumer (not the slots
+            producers reserved ahead, nor those of items consumers are done with).
         queued: items waiting in the buffer for a consumer.
-        peak_used: the highest ``used`` seen so far.
+        peak_used: the highest ``used`` seen so far, looked at whenever a thread of either side
+            reserves slots, waits or finishes, and at each snapshot (not at every item, which
+            would cost on the hot path); it equals ``capacity`` once a producer has waited.
         items_in: items the stage has put into the buffer.
         items_out: items consumers have taken from it.
         producers: threads still producing into it.

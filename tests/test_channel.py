@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 from collections import deque
 
@@ -197,4 +198,191 @@ def test_an_item_taken_by_another_consumer_between_look_and_take_is_not_an_error
     channel.items = LyingDeque()
     channel.producer_done(0)  # no producer left: after the lost race, the stream ends
     with pytest.raises(StopIteration):
-        channel.wait_item(0, None)
+        channel.wait_item(channel.receivers[0], None)
+
+
+class SignallingCondition(threading.Condition):
+    """A Condition that tells, through ``waiting``, each time a thread starts to wait on it."""
+
+    def __init__(self, lock: threading.Lock) -> None:
+        super().__init__(lock)
+        self.waits = 0
+        self.waiting = threading.Event()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits += 1
+        self.waiting.set()
+        return super().wait(timeout)
+
+
+def watch_producers(channel: Channel[int]) -> SignallingCondition:
+    """Replace the channel's not-full condition by one that signals each wait."""
+    condition = SignallingCondition(channel._lock)  # pyright: ignore[reportPrivateUsage]
+    channel._not_full = condition  # pyright: ignore[reportPrivateUsage]
+    return condition
+
+
+def watch_consumers(channel: Channel[int]) -> SignallingCondition:
+    """Replace the channel's not-empty condition by one that signals each wait."""
+    condition = SignallingCondition(channel._lock)  # pyright: ignore[reportPrivateUsage]
+    channel._not_empty = condition  # pyright: ignore[reportPrivateUsage]
+    return condition
+
+
+# -- used and peak_used count live items, not reserved slots ------------------------------
+
+
+def test_used_counts_live_items_and_goes_down_as_they_are_consumed() -> None:
+    """10 items in a buffer of 8192: used is 10, then one less for each item consumed."""
+    channel = Channel[int](8192, producers=1, consumers=1)
+    sender, receiver = channel.senders[0], channel.receivers[0]
+    sender.reserve()
+    for i in range(10):
+        sender.send(i)
+    sender.close()
+    used = [channel.statistics().used]
+    for _ in range(10):
+        next(receiver)  # holds this item, done with the one before
+        used.append(channel.statistics().used)
+    assert next(receiver, None) is None
+    used.append(channel.statistics().used)
+    assert used == [10, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0]
+    assert channel.statistics().peak_used == 10
+
+
+# -- the bound is exact: a producer waits only while `capacity` items are alive -----------
+
+
+def test_a_producer_gets_the_slots_of_items_a_holding_consumer_is_done_with() -> None:
+    """Consumer took 3 and holds the third: a buffer of 16 lets the 18th item start, no more."""
+    channel = Channel[int](16, producers=1, consumers=1)
+    waits = watch_producers(channel)
+    sender, receiver = channel.senders[0], channel.receivers[0]
+    started: list[int] = []
+
+    def produce() -> None:
+        sender.reserve()
+        try:
+            for i in range(100):
+                started.append(i)  # item i has its slot: it is being produced
+                sender.send(i)
+        except Aborted:
+            pass
+        finally:
+            sender.close()
+
+    thread = threading.Thread(target=produce)
+    thread.start()
+    try:
+        assert [next(receiver) for _ in range(3)] == [0, 1, 2]
+        waits.waiting.clear()
+        assert waits.waiting.wait(WAIT)  # the producer waits for a slot again...
+        assert len(started) == 18  # ...with items 2 (held) to 17 (queued) alive: 16
+        assert channel.statistics().used == 16
+    finally:
+        channel.abort()
+        thread.join(WAIT)
+    assert not thread.is_alive()
+
+
+def test_a_waiting_producer_gets_the_slots_a_sibling_reserved_ahead() -> None:
+    """Two producers of one stage: the spare slots of one go to the other once it waits."""
+    channel = Channel[int](64, producers=2, consumers=1)  # each reserves 8 at a time
+    waits = watch_producers(channel)
+    fast, slow = channel.senders
+    started: list[int] = []
+
+    def produce_fast() -> None:
+        fast.reserve()
+        try:
+            for i in range(1000):
+                started.append(i)
+                fast.send(i)
+        except Aborted:
+            pass
+        finally:
+            fast.close()
+
+    slow.reserve()  # 1 slot for its item in the making, 7 spare
+    thread = threading.Thread(target=produce_fast)
+    thread.start()
+    try:
+        assert waits.waiting.wait(WAIT)
+        assert len(started) == 64 - 8  # the slow one's 8 slots are taken
+        waits.waiting.clear()
+        slow.send(-1)  # hands back its 7 spare slots, keeps one for its next item
+        assert waits.waiting.wait(WAIT)
+        assert len(started) == 64 - 2  # one queued and one in the making are the slow one's
+        assert channel.statistics().used == 64
+    finally:
+        channel.abort()
+        thread.join(WAIT)
+        slow.close()
+    assert not thread.is_alive()
+
+
+# -- after a stop, a consumer's input ends -------------------------------------------------
+
+
+def test_after_an_abort_the_first_next_raises_and_every_later_one_ends_the_stream() -> None:
+    """A consumer that swallows Aborted sees StopIteration next, and iteration ends."""
+    channel = Channel[int](4, producers=1, consumers=1)
+    receiver = channel.receivers[0]
+    channel.abort()
+    with pytest.raises(Aborted):
+        next(receiver)
+    assert list(receiver) == []
+
+
+def test_a_cancelled_receiver_raises_the_cancellation_once_then_ends() -> None:
+    """cancel() stops one consumer alone, even with items queued for it."""
+    channel = Channel[int](4, producers=1, consumers=1)
+    sender, receiver = channel.senders[0], channel.receivers[0]
+    sender.reserve()
+    sender.send(1)
+    receiver.cancel(Broken)
+    with pytest.raises(Broken):
+        next(receiver)
+    assert receiver.halted
+    assert list(receiver) == []
+
+
+# -- no internal exception shows up as the context of what a waiter gets -----------------
+
+
+def test_ctrl_c_while_a_consumer_waits_has_no_internal_context() -> None:
+    """KeyboardInterrupt while next() waits on an empty buffer chains to nothing of ours."""
+    channel = Channel[int](4, producers=1, consumers=1)
+    waits = watch_consumers(channel)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def interrupt_when_waiting() -> None:
+        assert waits.waiting.wait(WAIT)
+        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+
+    thread = threading.Thread(target=interrupt_when_waiting)
+    thread.start()
+    try:
+        with pytest.raises(KeyboardInterrupt) as info:
+            next(channel.receivers[0])
+    finally:
+        thread.join(WAIT)
+        signal.signal(signal.SIGINT, previous)
+    assert info.value.__context__ is None
+
+
+def test_an_abort_while_a_consumer_waits_has_no_internal_context() -> None:
+    """The Aborted a waiting consumer gets chains to nothing of ours."""
+    channel = Channel[int](4, producers=1, consumers=1)
+    waits = watch_consumers(channel)
+
+    def abort_when_waiting() -> None:
+        assert waits.waiting.wait(WAIT)
+        channel.abort()
+
+    thread = threading.Thread(target=abort_when_waiting)
+    thread.start()
+    with pytest.raises(Aborted) as info:
+        next(channel.receivers[0])
+    thread.join(WAIT)
+    assert info.value.__context__ is None

@@ -304,3 +304,23 @@ def test_no_reference_to_items_survives_a_run() -> None:
     assert Pipeline.source(source, buffer=8).sink(first).run() == 5
     gc.collect()
     assert [r for r in refs if r() is not None] == []
+
+
+def test_a_source_is_held_back_only_by_items_alive() -> None:
+    """The caller took 3 items and holds the third: a buffer=16 source starts its 18th item."""
+    started = 0
+    eighteen = threading.Event()
+
+    def counting() -> Iterator[int]:
+        nonlocal started
+        for i in range(1000):
+            started += 1
+            if started == 18:
+                eighteen.set()
+            yield i
+
+    for i, x in enumerate(Pipeline.source(counting, buffer=16)):
+        assert x == i
+        if i == 2:
+            assert eighteen.wait(WAIT)  # items 0 and 1 are done with: their slots are free
+            break

@@ -571,3 +571,14 @@ def test_progress_without_rich_is_a_clear_error(monkeypatch: pytest.MonkeyPatch)
         r"pip install 'pipeline_executor\[progress\]'$",
     ):
         Pipeline.source(numbers, n=10).sink(total).run(progress=io.StringIO())
+
+
+def test_buffer_figures_count_items_not_reserved_slots() -> None:
+    """10 items through default buffers: each peak is at most 10, nothing is used at the end."""
+    monitor = Monitor()
+    Pipeline.source(numbers, n=10).then(add_one).sink(total).run(monitor=monitor)
+    buffers = [s.buffer for s in monitor.stats().stages if s.buffer is not None]
+    assert len(buffers) == 2
+    for buffer in buffers:
+        assert 1 <= buffer.peak_used <= 10
+        assert buffer.used == 0
