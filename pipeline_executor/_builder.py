@@ -218,7 +218,8 @@ class Pipeline(_Built, Generic[T_co]):
                 while the caller waits for an item, stop and raise :class:`InactivityError`.
             monitor: a :class:`Monitor` to read statistics from, during and after the run.
             progress: ``True`` draws a live per-stage display on stderr if it is a terminal;
-                a file draws it there in any case. Needs ``pipeline_executor[progress]``.
+                a file gets it live if a terminal, else plain lines. Needs
+                ``pipeline_executor[progress]`` in every case.
 
         Raises:
             PipelineDefinitionError: a bad option, or ``progress`` without rich installed.
@@ -250,7 +251,8 @@ class RunnablePipeline(_Built, Generic[R_co]):
                 seconds, stop and raise :class:`InactivityError`.
             monitor: a :class:`Monitor` to read statistics from, during and after the run.
             progress: ``True`` draws a live per-stage display on stderr if it is a terminal;
-                a file draws it there in any case. Needs ``pipeline_executor[progress]``.
+                a file gets it live if a terminal, else plain lines. Needs
+                ``pipeline_executor[progress]`` in every case.
 
         Raises:
             PipelineDefinitionError: a bad option, or ``progress`` without rich installed.
@@ -268,12 +270,11 @@ class RunnablePipeline(_Built, Generic[R_co]):
 
 
 def _where(progress: bool | TextIO) -> TextIO | None:
-    """Where to draw the progress display: a given file, or stderr if it is a terminal."""
+    """Where to show progress: a given file, or stderr if it is a terminal. Any ``progress``
+    but ``False`` needs rich, terminal or not, so no program fails only in a terminal."""
     if progress is True:
-        if not sys.stderr.isatty():
-            return None
         require_rich()
-        return sys.stderr
+        return sys.stderr if sys.stderr.isatty() else None
     if progress is False:
         return None
     if not callable(getattr(progress, "write", None)):

@@ -165,9 +165,14 @@ def report_progress(
                 callback(stats)
         stats = take_snapshot()
         if display is not None:
-            display.stop(stats)
+            last = display
+            display = None  # stopped: the finally below must not stop it again
+            last.stop(stats)
         if callback is not None:
             callback(stats)
     except BaseException as exc:  # the callback failed: that stops the pipeline
         add_note(exc, "pipeline_executor: raised by the on_progress callback")
         stop(exc)
+    finally:
+        if display is not None:  # the callback failed: still give back the terminal and logs
+            display.stop(take_snapshot())

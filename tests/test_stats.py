@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import io
-import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -538,39 +536,6 @@ def test_a_bad_interval_is_rejected(interval: object) -> None:
     """interval must be a number > 0."""
     with pytest.raises(PipelineDefinitionError, match=r"^Monitor: interval must be a number"):
         Monitor(interval=interval)  # type: ignore[arg-type]
-
-
-# -- the live display -----------------------------------------------------------------------
-
-
-def test_the_progress_display_draws_the_stages_into_a_terminal() -> None:
-    """progress=<file> draws the table there, with the verdict, as on a terminal."""
-    pytest.importorskip("rich", reason="the progress extra is not installed; CI installs it")
-    screen = io.StringIO()
-    Pipeline.source(numbers, n=100).then(add_one).sink(total).run(progress=screen)
-    drawn = screen.getvalue()
-    assert "\x1b[" in drawn  # drawn as on a terminal
-    for text in ("stage", "items/s", "1 numbers", "2 add_one", "3 total", "100"):
-        assert text in drawn
-
-
-def test_progress_true_writes_nothing_when_stderr_is_not_a_terminal(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    """Piped or captured output stays clean."""
-    Pipeline.source(numbers, n=10).sink(total).run(progress=True)
-    assert capsys.readouterr().err == ""
-
-
-def test_progress_without_rich_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The optional extra is named."""
-    monkeypatch.setitem(sys.modules, "rich.console", None)
-    with pytest.raises(
-        PipelineDefinitionError,
-        match=r"^pipeline: progress needs the optional extra 'progress' \(rich\): "
-        r"pip install 'pipeline_executor\[progress\]'$",
-    ):
-        Pipeline.source(numbers, n=10).sink(total).run(progress=io.StringIO())
 
 
 def test_buffer_figures_count_items_not_reserved_slots() -> None:
