@@ -17,7 +17,7 @@ from ._errors import PipelineDefinitionError
 from ._monitor import Monitor
 from ._progress import require_rich
 from ._runner import THREADS
-from ._stages import Backend, Role, StageSpec, make_stage
+from ._stages import START_METHODS, Backend, Role, StageSpec, make_stage
 from ._typecheck import check_stage, with_item_checks
 
 __all__ = ["Pipeline", "RunnablePipeline"]
@@ -101,6 +101,7 @@ class Pipeline(_Built, Generic[T_co]):
         cls,
         fn: Callable[P, Iterable[U]],
         buffer: int | None = None,
+        processes: int | None = None,
         *args: P.args,
         **kwargs: P.kwargs,
     ) -> Pipeline[U]:
@@ -110,13 +111,16 @@ class Pipeline(_Built, Generic[T_co]):
             fn: a generator function (or any function returning an iterable).
             buffer: the most items of this stage alive at once (being produced, waiting, or
                 held by the next stage); default ``max(8192, threads)``.
+            processes: ``1`` runs the source in a worker process (pass it by keyword).
             *args: positional constants for ``fn``.
             **kwargs: keyword constants for ``fn``.
 
         Raises:
             PipelineDefinitionError: a bad option, or constants that do not fit ``fn``.
         """
-        stage = make_stage(fn, Role.SOURCE, 1, buffer=buffer, args=args, kwargs=kwargs)
+        stage = make_stage(
+            fn, Role.SOURCE, 1, buffer=buffer, processes=processes, args=args, kwargs=kwargs
+        )
         return Pipeline((check_stage(None, stage),))
 
     @classmethod
@@ -139,6 +143,7 @@ class Pipeline(_Built, Generic[T_co]):
         fn: Callable[Concatenate[Iterator[T_co], P], Iterable[U]],
         threads: int = 1,
         buffer: int | None = None,
+        processes: int | None = None,
         *args: P.args,
         **kwargs: P.kwargs,
     ) -> Pipeline[U]:
@@ -150,6 +155,9 @@ class Pipeline(_Built, Generic[T_co]):
                 item going to exactly one of them; their outputs merge, unordered if > 1.
             buffer: the most items of this stage alive at once; ``>= threads``; default
                 ``max(8192, threads)``.
+            processes: run ``processes`` instances of ``fn``, each in its own worker process
+                (for pure-Python, CPU-bound work); exclusive with ``threads``. Its function
+                and constants must pickle (cloudpickle: lambdas do), and so must its items.
             *args: positional constants for ``fn``.
             **kwargs: keyword constants for ``fn``.
 
@@ -162,6 +170,7 @@ class Pipeline(_Built, Generic[T_co]):
             len(self._stages) + 1,
             threads=threads,
             buffer=buffer,
+            processes=processes,
             args=args,
             kwargs=kwargs,
         )
@@ -172,6 +181,7 @@ class Pipeline(_Built, Generic[T_co]):
         self,
         fn: Callable[Concatenate[Iterator[T_co], P], R],
         threads: int = 1,
+        processes: int | None = None,
         *args: P.args,
         **kwargs: P.kwargs,
     ) -> RunnablePipeline[R]:
@@ -180,6 +190,8 @@ class Pipeline(_Built, Generic[T_co]):
         Args:
             fn: a function that consumes its first parameter's items (not a generator).
             threads: instances of ``fn`` at once; above 1, ``fn`` must be annotated ``-> None``.
+            processes: instances of ``fn`` in worker processes instead (exclusive with
+                ``threads``); its return value travels back pickled.
             *args: positional constants for ``fn``.
             **kwargs: keyword constants for ``fn``.
 
@@ -188,7 +200,13 @@ class Pipeline(_Built, Generic[T_co]):
                 generator function, or a multi-threaded sink not annotated ``-> None``.
         """
         stage = make_stage(
-            fn, Role.SINK, len(self._stages) + 1, threads=threads, args=args, kwargs=kwargs
+            fn,
+            Role.SINK,
+            len(self._stages) + 1,
+            threads=threads,
+            processes=processes,
+            args=args,
+            kwargs=kwargs,
         )
         stage = check_stage(self._stages[-1], stage)
         return RunnablePipeline((*self._stages, stage), self._backend, self._item_checks)
@@ -210,6 +228,7 @@ class Pipeline(_Built, Generic[T_co]):
         inactivity_timeout: float | None = None,
         monitor: Monitor | None = None,
         progress: bool | TextIO = False,
+        start_method: str | None = None,
     ) -> Iterator[T_co]:
         """Like ``iter(pipeline)``, with options.
 
@@ -220,6 +239,9 @@ class Pipeline(_Built, Generic[T_co]):
             progress: ``True`` draws a live per-stage display on stderr if it is a terminal;
                 a file gets it live if a terminal, else plain lines. Needs
                 ``pipeline_executor[progress]`` in every case.
+            start_method: how worker processes of process stages start: ``"forkserver"``
+                (the default where it exists: safe while threads run), ``"spawn"`` (the
+                default elsewhere) or ``"fork"`` (fastest, unsafe once threads run).
 
         Raises:
             PipelineDefinitionError: a bad option, or ``progress`` without rich installed.
@@ -227,7 +249,11 @@ class Pipeline(_Built, Generic[T_co]):
         timeout = _check_timeout(inactivity_timeout)
         stages = _runnable(self._stages, self._item_checks)
         items = self._backend.iterate(
-            stages, inactivity_timeout=timeout, monitor=monitor, progress=_where(progress)
+            stages,
+            inactivity_timeout=timeout,
+            monitor=monitor,
+            progress=_where(progress),
+            start_method=_check_start_method(start_method),
         )
         return cast(Iterator[T_co], items)
 
@@ -243,6 +269,7 @@ class RunnablePipeline(_Built, Generic[R_co]):
         inactivity_timeout: float | None = None,
         monitor: Monitor | None = None,
         progress: bool | TextIO = False,
+        start_method: str | None = None,
     ) -> R_co:
         """Run every stage to the end and return the sink's return value.
 
@@ -253,6 +280,9 @@ class RunnablePipeline(_Built, Generic[R_co]):
             progress: ``True`` draws a live per-stage display on stderr if it is a terminal;
                 a file gets it live if a terminal, else plain lines. Needs
                 ``pipeline_executor[progress]`` in every case.
+            start_method: how worker processes of process stages start: ``"forkserver"``
+                (the default where it exists: safe while threads run), ``"spawn"`` (the
+                default elsewhere) or ``"fork"`` (fastest, unsafe once threads run).
 
         Raises:
             PipelineDefinitionError: a bad option, or ``progress`` without rich installed.
@@ -264,9 +294,21 @@ class RunnablePipeline(_Built, Generic[R_co]):
         timeout = _check_timeout(inactivity_timeout)
         stages = _runnable(self._stages, self._item_checks)
         result = self._backend.run(
-            stages, inactivity_timeout=timeout, monitor=monitor, progress=_where(progress)
+            stages,
+            inactivity_timeout=timeout,
+            monitor=monitor,
+            progress=_where(progress),
+            start_method=_check_start_method(start_method),
         )
         return cast(R_co, result)
+
+
+def _check_start_method(value: object) -> str | None:
+    if value is None or (isinstance(value, str) and value in START_METHODS):
+        return value
+    raise PipelineDefinitionError(
+        "pipeline", f"start_method must be one of {', '.join(START_METHODS)} or None, got {value!r}"
+    )
 
 
 def _where(progress: bool | TextIO) -> TextIO | None:

@@ -158,7 +158,7 @@ class Channel(Generic[_T]):
         # consumer counted but the last, which it may still hold. A count read while it
         # grows is only lower, which takes back less, never a held item's slot.
         for receiver in self.receivers:
-            done = receiver.count - 1 - receiver.returned
+            done = receiver.done_with() - receiver.returned
             if done > 0:
                 receiver.returned += done
                 self._free += done
@@ -198,7 +198,7 @@ class Channel(Generic[_T]):
     def hand_back(self, receiver: Receiver[_T]) -> None:
         """A producer waits: hand back the slots of items ``receiver`` is done with."""
         with self._lock:
-            done = receiver.count - 1 - receiver.returned
+            done = receiver.done_with() - receiver.returned
             if done > 0:
                 receiver.returned += done
                 self._free += done
@@ -215,9 +215,10 @@ class Channel(Generic[_T]):
         """
         with self._lock:
             self._note_peak()
-            done = receiver.count - receiver.returned
-            if done:
-                receiver.returned = receiver.count
+            asked = receiver.done_with(asking=True)
+            done = asked - receiver.returned
+            if done > 0:
+                receiver.returned = asked
                 self._free += done
                 self._wake_putters(done)
             while True:
@@ -275,7 +276,7 @@ class Channel(Generic[_T]):
         # Lock held. Items being produced (a producer with a slot for its next item), queued,
         # or held (a consumer that counted more than it handed back holds its last one).
         making = sum(1 for s in self.senders if s.credits > 0)
-        holding = sum(1 for r in self.receivers if r.count > r.returned)
+        holding = sum(r.holding() for r in self.receivers)
         return min(self.capacity, len(self.items) + making + holding)
 
     def _note_peak(self) -> None:
@@ -374,6 +375,35 @@ class Sender(Generic[_T]):
             self.credits = 1
             channel.give_back(spare)
 
+    def acquire(self) -> int:
+        """Reserve more slots for items produced elsewhere (a worker process), waiting while
+        there are none; :meth:`publish` fills them. Returns how many it got.
+
+        Raises:
+            Aborted: the pipeline is stopping.
+            Broken: every consumer has finished.
+        """
+        got = self._reserve()
+        self.credits += got
+        return got
+
+    def publish(self, item: _T) -> None:
+        """Publish ``item``, produced elsewhere in a slot got from :meth:`acquire`.
+
+        Raises:
+            Aborted: the pipeline is stopping; ``item`` is dropped.
+            Broken: every consumer has finished; ``item`` is dropped.
+        """
+        channel = self._channel
+        stop = channel.producer_stop
+        if stop is not None:
+            raise stop
+        self._append(item)
+        self.count += 1
+        self.credits -= 1
+        if channel.getters_waiting > channel.getters_signalled:
+            channel.wake_getter()
+
     def close(self) -> None:
         """This producer has finished: hand back its unused slots; the last one closes."""
         if not self._closed:
@@ -398,6 +428,7 @@ class Receiver(Generic[_T]):
         "_popleft",
         "count",
         "meter",
+        "released",
         "returned",
         "timeout",
     )
@@ -412,6 +443,10 @@ class Receiver(Generic[_T]):
         self._halted = False  # the cancellation was raised: from now on, the end
         self.timeout: float | None = None
         self.meter = Meter()  # the runner gives each thread its own
+        # For a consumer that passes items on (a worker process's proxy, see take()): how many
+        # of its items it said it is done with; None for a consumer that is done with every
+        # item but the last. Written by its consumer only.
+        self.released: int | None = None
 
     def __repr__(self) -> str:
         return f"<Receiver of {self._channel!r}>"
@@ -433,6 +468,55 @@ class Receiver(Generic[_T]):
                 channel.hand_back(self)
             return item
         return self._wait()
+
+    def done_with(self, *, asking: bool = False) -> int:
+        """How many of its items this consumer is done with: all but the last it holds (all,
+        when it is ``asking`` for another), or what it said with :meth:`give_back`."""
+        if self.released is not None:
+            return self.released
+        return self.count if asking else self.count - 1
+
+    def holding(self) -> int:
+        """How many of its items it holds (alive, not done with)."""
+        if self.released is not None:
+            return self.count - max(self.released, self.returned)
+        return 1 if self.count > self.returned else 0
+
+    def take(self, most: int) -> list[_T]:
+        """Take between 1 and ``most`` items, waiting for the first, for a consumer that passes
+        them on (a worker process): they stay alive until :meth:`give_back` says otherwise.
+
+        Raises:
+            StopIteration: every producer has finished and nothing is queued.
+            Aborted: the pipeline is stopping.
+        """
+        if self.released is None:
+            self.released = self.count
+        channel = self._channel
+        if channel.consumer_stop is not None:
+            self._halt(channel.consumer_stop)
+        taken: list[_T] = []
+        popleft = self._popleft
+        while len(taken) < most:
+            try:
+                taken.append(popleft())
+            except IndexError:
+                break
+        if taken:
+            self.count += len(taken)
+            if channel.putters_waiting > channel.putters_signalled:
+                channel.hand_back(self)
+            return taken
+        return [self._wait()]
+
+    def give_back(self, count: int) -> None:
+        """``count`` more of the items got from :meth:`take` are done with: their slots may be
+        reused (at once, if a producer waits)."""
+        assert self.released is not None, "give_back() follows take()"
+        self.released += count
+        channel = self._channel
+        if channel.putters_waiting > channel.putters_signalled:
+            channel.hand_back(self)
 
     @property
     def halted(self) -> bool:

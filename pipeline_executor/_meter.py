@@ -1,23 +1,13 @@
-"""What a thread is told by a buffer (the cancellations, a timeout) and what it measures."""
+"""What a thread is told by a buffer (the cancellations, defined in ``_errors`` where the
+failure rule needs them, and a timeout) and what it measures."""
 
 from __future__ import annotations
 
 import enum
 
+from ._errors import Aborted, Broken, Cancelled
+
 __all__ = ["Aborted", "Activity", "Broken", "Cancelled", "ChannelTimeout", "Meter"]
-
-
-class Cancelled(BaseException):
-    """Raised into a stage's thread to stop it. A ``BaseException``, like ``GeneratorExit``,
-    so that a stage's ``except Exception`` does not swallow it; it never reaches the user."""
-
-
-class Aborted(Cancelled):
-    """The pipeline is being stopped (a failure, an interrupt, the consumer went away)."""
-
-
-class Broken(Cancelled):
-    """Every consumer of this buffer has finished: nothing more needs to be produced."""
 
 
 class ChannelTimeout(Exception):

@@ -1,4 +1,4 @@
-"""What the runner knows about its threads, turned into statistics, diagnoses and reports."""
+"""What the supervisor knows about its stage instances, turned into statistics and reports."""
 
 from __future__ import annotations
 
@@ -6,52 +6,39 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from typing import Protocol
 
 from . import _introspect
-from ._channel import Activity, Channel, Meter, Receiver, Sender
-from ._diagnose import location
+from ._channel import Meter
 from ._errors import add_note
 from ._progress import ProgressDisplay
 from ._stages import Role, StageSpec
-from ._stats import PipelineStats, StageState, StageStats
+from ._stats import BufferStatistics, PipelineStats, StageState, StageStats
 
-__all__ = ["Worker", "add_shutdown_report", "report_progress", "snapshot"]
+__all__ = ["Observed", "add_shutdown_report", "report_progress", "snapshot"]
 
 
-@dataclass(eq=False)
-class Worker:
-    """One thread of one stage, and what is known about it."""
+class _HasStatistics(Protocol):
+    def statistics(self) -> BufferStatistics: ...
+
+
+class Observed(Protocol):
+    """What statistics read of one stage instance (a ``_supervise.Host``)."""
 
     stage: StageSpec
-    receiver: Receiver[object] | None
-    sender: Sender[object] | None
-    thread: threading.Thread = field(init=False)
-    meter: Meter = field(default_factory=Meter)
-    outcome: StageState | None = None  # set when the thread ends (or is abandoned)
-    cpu: float | None = None  # CPU seconds, recorded by the thread as it ends
+    meter: Meter
+    outcome: StageState | None
 
-    def cpu_now(self) -> float | None:
-        """CPU seconds used so far (read from the thread's clock while it runs)."""
-        if self.cpu is not None or self.thread.ident is None:
-            return self.cpu
-        try:
-            return time.clock_gettime(time.pthread_getcpuclockid(self.thread.ident))
-        except (AttributeError, OSError, ValueError):  # not POSIX, or just ended
-            return None
+    def items(self) -> tuple[int, int]:
+        """Items taken from its input and put into its output so far."""
+        ...
 
-    def describe(self) -> str:
-        """What it is doing: its outcome, what it waits for, or the line of its own code."""
-        if self.outcome is not None:
-            return self.outcome.value
-        if self.meter.activity is Activity.BUSY:
-            where = location(self.thread.ident)
-            if where is not None:
-                return f"inside its own code at {where}"
-        return self.meter.activity.value
+    def cpu(self) -> float | None:
+        """CPU seconds it has used, where the platform tells."""
+        ...
 
 
-def _stage_state(workers: Sequence[Worker]) -> StageState:
+def _stage_state(workers: Sequence[Observed]) -> StageState:
     outcomes = [w.outcome for w in workers]
     if None in outcomes:
         return StageState.RUNNING
@@ -98,8 +85,8 @@ def _cpus() -> int | None:
 
 def snapshot(
     stages: Sequence[StageSpec],
-    workers: Sequence[Worker],
-    outputs: Mapping[int, Channel[object]],
+    workers: Sequence[Observed],
+    outputs: Mapping[int, _HasStatistics],
     started: float,
     ended: float | None,
     *,
@@ -116,7 +103,8 @@ def snapshot(
     result: list[StageStats] = []
     for stage in stages:
         mine = [w for w in workers if w.stage is stage]
-        cpus = [w.cpu_now() for w in mine]
+        cpus = [w.cpu() for w in mine]
+        counts = [w.items() for w in mine]
         out = outputs.get(stage.position)
         result.append(
             StageStats(
@@ -125,8 +113,8 @@ def snapshot(
                 role=stage.role.value,
                 threads=stage.threads,
                 state=_stage_state(mine),
-                items_in=sum(w.receiver.count for w in mine if w.receiver is not None),
-                items_out=sum(w.sender.count for w in mine if w.sender is not None),
+                items_in=sum(c[0] for c in counts),
+                items_out=sum(c[1] for c in counts),
                 busy=sum(w.meter.busy(now) for w in mine),
                 starved=sum(w.meter.starved for w in mine),
                 blocked=sum(w.meter.blocked for w in mine),

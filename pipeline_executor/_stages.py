@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_BUFFER",
     "OPTION_NAMES",
+    "START_METHODS",
     "Backend",
     "Role",
     "StageSpec",
@@ -38,7 +39,10 @@ stage keeps at most 8192 items alive; for large items (images, tensors, document
 stage the ``buffer`` your memory affords, e.g. ``buffer=threads * 2``.
 """
 
-OPTION_NAMES = frozenset({"threads", "buffer"})
+OPTION_NAMES = frozenset({"threads", "buffer", "processes"})
+
+START_METHODS = ("fork", "forkserver", "spawn")
+"""How worker processes may start (multiprocessing's start methods)."""
 """Names that stage options take, so no stage parameter may be passed a constant by them."""
 
 
@@ -59,7 +63,9 @@ class StageSpec:
         role: source, intermediate stage, or sink.
         position: 1 for the source, then 2, 3, ...
         name: the function's name, for messages and thread names.
-        threads: how many instances of ``fn`` run at once, each in its own thread.
+        threads: how many instances of ``fn`` run at once, each in its own thread, or each in
+            its own worker process when ``processes`` is set.
+        processes: whether the instances run in worker processes (``processes=n``).
         buffer: the most output items alive at once; ``None`` for a sink, which has no output.
         args: positional constants.
         kwargs: keyword constants (read-only).
@@ -79,6 +85,7 @@ class StageSpec:
     kwargs: Mapping[str, object]
     item_type: object = Any
     length: int | None = None
+    processes: bool = False
 
     @property
     def label(self) -> str:
@@ -87,7 +94,9 @@ class StageSpec:
 
     def __repr__(self) -> str:
         parts = [self.name]
-        if self.role is not Role.SOURCE:
+        if self.processes:
+            parts.append(f"processes={self.threads}")
+        elif self.role is not Role.SOURCE:
             parts.append(f"threads={self.threads}")
         if self.buffer is not None:
             parts.append(f"buffer={self.buffer}")
@@ -111,6 +120,7 @@ class Backend(Protocol):
         inactivity_timeout: float | None,
         monitor: Monitor | None = None,
         progress: TextIO | None = None,
+        start_method: str | None = None,
     ) -> Iterator[object]:
         """Run ``stages`` (no sink) and yield the last stage's items in the caller's thread."""
         ...
@@ -122,6 +132,7 @@ class Backend(Protocol):
         inactivity_timeout: float | None,
         monitor: Monitor | None = None,
         progress: TextIO | None = None,
+        start_method: str | None = None,
     ) -> object:
         """Run ``stages`` (the last is a sink) to the end and return the sink's return value."""
         ...
@@ -144,6 +155,7 @@ def make_stage(
     *,
     threads: object = 1,
     buffer: object = None,
+    processes: object = None,
     args: tuple[object, ...] = (),
     kwargs: Mapping[str, object] | None = None,
 ) -> StageSpec:
@@ -161,6 +173,18 @@ def make_stage(
     name = _introspect.callable_name(fn)
     label = f"stage {position} {name!r} ({role.value})"
     n_threads = _check_count(label, "threads", threads, 1)
+    if processes is not None:
+        if n_threads != 1:
+            raise PipelineDefinitionError(
+                label,
+                f"threads={n_threads} and processes={processes!r} are exclusive: a stage's "
+                "instances run either on threads or in worker processes",
+            )
+        n_threads = _check_count(label, "processes", processes, 1)
+        if role is Role.SOURCE and n_threads != 1:
+            raise PipelineDefinitionError(
+                label, f"a source runs in exactly one process, got processes={n_threads}"
+            )
     if role is Role.SOURCE and n_threads != 1:
         raise PipelineDefinitionError(
             label, f"a source runs on exactly one thread, got threads={n_threads}"
@@ -205,6 +229,8 @@ def make_stage(
                     f"runs on {n_threads} threads, so it has no single return value: "
                     f"annotate it '-> None' (found {found})",
                 )
+    if processes is not None:
+        check_picklable(fn, label, args, kwargs)
     return StageSpec(
         fn=fn,
         role=role,
@@ -214,4 +240,48 @@ def make_stage(
         buffer=n_buffer,
         args=tuple(args),
         kwargs=MappingProxyType(kwargs),
+        processes=processes is not None,
     )
+
+
+def check_picklable(
+    fn: object, label: str, args: Sequence[object], kwargs: Mapping[str, object]
+) -> None:
+    """A process stage's function and constants travel to every worker: check that they pickle
+    (with cloudpickle, so lambdas and closures do) before anything runs.
+
+    multiprocessing's own objects (``Lock``, ``Event``, ``Queue``, ``Value``) pickle only while
+    a process is being started; they are accepted here and reach each worker as the same
+    shared object.
+
+    Raises:
+        PipelineDefinitionError: naming the stage and what does not pickle.
+    """
+    import cloudpickle  # lazily: only process stages need it
+
+    named: list[tuple[str, object]] = [("the stage function", fn)]
+    named += [(f"positional constant {i + 1}", value) for i, value in enumerate(args)]
+    named += [(f"constant {key!r}", value) for key, value in kwargs.items()]
+    for what, value in named:
+        try:
+            cloudpickle.dumps(value)
+        except RuntimeError as exc:
+            if "through inheritance" in str(exc):  # a multiprocessing object: fine at start
+                continue
+            raise _unpicklable(label, what, value, exc) from exc
+        except Exception as exc:
+            raise _unpicklable(label, what, value, exc) from exc
+
+
+def _unpicklable(label: str, what: str, value: object, exc: Exception) -> PipelineDefinitionError:
+    return PipelineDefinitionError(
+        label,
+        f"runs in worker processes, so {what} must pickle, but {type(value).__name__} "
+        f"{_short(value)} does not ({type(exc).__name__}: {exc})",
+    )
+
+
+def _short(value: object) -> str:
+    import reprlib
+
+    return reprlib.repr(value)

@@ -1,0 +1,432 @@
+"""Process stages: one worker process per instance, proxied by a thread of this process.
+
+A :class:`ProcessHost` is a host like a thread one, for the supervisor: its thread (the
+proxy) takes the stage's input from the upstream buffer and passes it to the worker in
+batches when the worker asks for it, grants the worker credits for slots of the stage's output
+buffer, and publishes the worker's outputs there. So the buffers, the failure rule, the stop,
+the statistics and the watchdog are the thread engine's, unchanged; this module adds what a
+process needs: starting it safely, noticing its death (the pipe's end, then its exit code),
+stopping it (a control pipe it watches), asking it where it is, and killing it when it
+outlives the grace period. See ``_worker`` for the other side of the pipe.
+"""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing
+import os
+import threading
+import time
+from multiprocessing.connection import wait
+from multiprocessing.context import BaseContext
+from typing import Any
+
+from ._channel import Activity, Meter, Receiver, Sender
+from ._errors import (
+    Cancelled,
+    ItemPickleError,
+    PipelineDefinitionError,
+    WorkerDiedError,
+)
+from ._stages import Role, StageSpec
+from ._stats import StageState
+from ._transport import Packer, PickleFailure, remove_segments, unpack
+from ._worker import BATCH, Payload, main
+
+__all__ = ["START_METHODS", "ProcessHost", "context", "run_prefix"]
+
+START_METHODS = ("fork", "forkserver", "spawn")
+
+_PARENT_FDS: set[int] = set()
+"""This process's ends of every worker's pipes: a forked worker closes them all, so that only
+the parent holds what the worker watches."""
+
+_runs = itertools.count()
+
+
+def default_start_method() -> str:
+    """forkserver where it exists (safe while threads run), spawn elsewhere."""
+    return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+
+
+def context(start_method: str | None) -> BaseContext:
+    """The multiprocessing context of ``start_method`` (``None``: the safe default).
+
+    Raises:
+        PipelineDefinitionError: an unknown or unavailable start method.
+    """
+    method = default_start_method() if start_method is None else start_method
+    if method not in multiprocessing.get_all_start_methods():
+        raise PipelineDefinitionError(
+            "pipeline",
+            f"start_method must be one of {', '.join(multiprocessing.get_all_start_methods())}"
+            f" or None, got {start_method!r}",
+        )
+    return multiprocessing.get_context(method)
+
+
+def run_prefix() -> str:
+    """A shared-memory name prefix unique to one run of this process."""
+    return f"/pe{os.getpid()}r{next(_runs)}x"
+
+
+class _RemoteTraceback(Exception):
+    """The traceback of an exception raised in a worker process (its ``__cause__``)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+    def __str__(self) -> str:
+        return f'\n"""\n{self.text}"""'
+
+
+class WorkerFailure(Exception):
+    """What the worker raised, rebuilt here, and whether it raised it while being stopped."""
+
+    def __init__(self, exc: BaseException, stopping: bool) -> None:
+        super().__init__(exc)
+        self.exc = exc
+        self.stopping = stopping
+
+
+class ProcessHost:
+    """One instance of a stage in a worker process, proxied by a thread of this process."""
+
+    def __init__(
+        self,
+        supervisor: Any,
+        stage: StageSpec,
+        index: int,
+        receiver: Receiver[object] | None,
+        sender: Sender[object] | None,
+        ctx: BaseContext,
+        prefix: str,
+    ) -> None:
+        self.stage = stage
+        self.name = f"pipeline-{stage.name}-{index}"
+        self.meter = Meter()
+        self.outcome: StageState | None = None
+        self.receiver = receiver
+        self.sender = sender
+        for end in (receiver, sender):
+            if end is not None:
+                end.meter = self.meter
+        self._supervisor = supervisor
+        self._ctx = ctx
+        self._prefix = prefix
+        self._packer = Packer(f"{prefix}{index}p")
+        self._process: Any = None
+        # multiprocessing's Connection types differ per platform: typed loosely here.
+        self._conn: Any = None
+        self._control: Any = None
+        self._status: Any = None
+        self._status_lock = threading.Lock()
+        self._wake_r, self._wake_w = os.pipe()
+        self._cancelled = False
+        self._killed = False
+        self._cpu: float | None = None
+        self._taken = 0  # items the worker's generator has pulled
+        self._sent = 0  # items passed to the worker
+        self._released = 0  # of those, slots handed back upstream
+        self.thread = threading.Thread(target=self._work, name=self.name, daemon=True)
+
+    @property
+    def title(self) -> str:
+        """``worker process <name> (pid N)``."""
+        pid = self._process.pid if self._process is not None else None
+        return f"worker process {self.name} (pid {pid})"
+
+    # -- the supervisor's hooks ----------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the worker process, then its proxy thread."""
+        stage = self.stage
+        conn, child_conn = self._ctx.Pipe(duplex=True)
+        control_r, control_w = self._ctx.Pipe(duplex=False)
+        status_r, status_w = self._ctx.Pipe(duplex=False)
+        mine = (conn.fileno(), control_w.fileno(), status_r.fileno(), self._wake_r, self._wake_w)
+        _PARENT_FDS.update(mine)
+        payload = Payload(
+            (
+                stage.fn,
+                stage.args,
+                dict(stage.kwargs),
+                stage.role is not Role.SOURCE,
+                stage.role is not Role.SINK,
+                stage.threads == 1,
+                stage.label,
+                self.name,
+            )
+        )
+        # A forked worker inherits this process's ends of every pipe: it closes them, so that
+        # the end of its control pipe means the parent is gone. Others inherit nothing.
+        forked = self._ctx.get_start_method() == "fork"
+        inherited = tuple(_PARENT_FDS) if forked else ()
+        make: Any = getattr(self._ctx, "Process")  # noqa: B009 - BaseContext does not declare it
+        process: Any = make(
+            target=main,
+            args=(child_conn, control_r, status_w, payload, f"{self._prefix}w", inherited),
+            name=self.name,
+            daemon=True,
+        )
+        self._process = process
+        try:
+            process.start()
+        finally:
+            for end in (child_conn, control_r, status_w):
+                end.close()
+        self._conn, self._control, self._status = conn, control_w, status_r
+        self.thread.start()
+
+    def started(self) -> bool:
+        """Whether its proxy thread runs or ran."""
+        return self.thread.ident is not None
+
+    def join(self, timeout: float | None) -> bool:
+        """Wait for the proxy (which waits for the process); whether it has ended."""
+        self.thread.join(timeout)
+        return not self.thread.is_alive()
+
+    def cancel(self) -> None:
+        """Tell the worker to stop at its next item, and wake the proxy."""
+        self._cancelled = True
+        self._tell(b"s")
+        try:
+            os.write(self._wake_w, b"c")
+        except OSError:  # pragma: no cover - already closed: the proxy has ended
+            pass
+
+    def kill(self) -> bool:
+        """SIGKILL the worker process; the proxy then ends as its pipe closes."""
+        process = self._process
+        if process is None or process.exitcode is not None:
+            return False
+        self._killed = True
+        process.kill()
+        return True
+
+    def items(self) -> tuple[int, int]:
+        """Items passed to the worker, and its items published downstream."""
+        return (
+            self.receiver.count if self.receiver is not None else 0,
+            self.sender.count if self.sender is not None else 0,
+        )
+
+    def cpu(self) -> float | None:
+        """The worker process's CPU seconds: as it reported at its end, or read from /proc."""
+        if self._cpu is not None:
+            return self._cpu
+        process = self._process
+        if process is None or process.pid is None:
+            return None
+        try:
+            with open(f"/proc/{process.pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def describe(self) -> str:
+        """What the worker is doing: its line of user code, asked of the worker itself."""
+        if self.outcome is not None:
+            return self.outcome.value
+        if self.meter.activity is not Activity.BUSY:
+            return str(self.meter.activity.value)
+        status = self._status
+        if status is None:
+            return "starting"
+        with self._status_lock:
+            try:
+                while status.poll(0):  # an answer that came too late for an earlier asker
+                    status.recv_bytes()
+                self._tell(b"w")
+                if status.poll(0.5):
+                    answer: bytes = status.recv_bytes()
+                    where = answer.decode()
+                    return f"inside its own code at {where}"
+            except (EOFError, OSError):
+                pass
+        return "inside its own code (the worker did not say where)"
+
+    def _tell(self, request: bytes) -> None:
+        control = self._control
+        if control is not None:
+            try:
+                control.send_bytes(request)
+            except OSError:  # the worker has gone; its pipe's end tells the proxy
+                pass
+
+    # -- the proxy thread ----------------------------------------------------------------
+
+    def _work(self) -> None:
+        self.meter.started = time.perf_counter()
+        outcome = StageState.FINISHED
+        try:
+            self._proxy()
+        except Cancelled:
+            outcome = self._stop_worker()
+        except WorkerFailure as failure:
+            outcome = self._supervisor.record(failure.exc, self, stopping=failure.stopping)
+        except BaseException as exc:
+            outcome = self._supervisor.record(exc, self, stopping=False)
+            self._stop_worker()
+        finally:
+            self._end(outcome)
+
+    def _proxy(self) -> None:
+        sender, receiver = self.sender, self.receiver
+        if sender is not None:
+            self._send(("credit", sender.acquire()))
+        while True:
+            message = self._receive()
+            kind = message[0]
+            if kind == "need":
+                self._done_with(message[1])
+                self._feed()
+            elif kind == "out":
+                assert sender is not None
+                self._done_with(message[3] - 1)
+                items = unpack(message[1], message[2])
+                publish = sender.publish
+                for item in items:
+                    publish(item)
+                del items
+                self._send(("credit", sender.acquire()))
+            elif kind == "done":
+                self._taken = message[1]
+                self._cpu = message[2]
+                if self.stage.role is Role.SINK and self.stage.threads == 1:
+                    self._supervisor.set_result(message[3])
+                return
+            elif kind == "stopped":
+                self._cpu = message[2]
+                raise Cancelled
+            else:  # "error"
+                self._cpu = message[5]
+                raise WorkerFailure(self._rebuild(message[1], message[2]), message[3])
+            if receiver is None and kind == "need":  # pragma: no cover - a source never asks
+                raise AssertionError
+
+    def _feed(self) -> None:
+        receiver = self.receiver
+        assert receiver is not None
+        try:
+            batch = receiver.take(BATCH)
+        except StopIteration:
+            self._send(("end",))
+            return
+        try:
+            data, segments = self._packer.pack(batch)
+        except PickleFailure as failure:
+            position = self._sent + failure.index + 1
+            raise ItemPickleError(
+                self.stage.label, "to", self.title, position, failure.item, failure.error
+            ) from failure.error
+        self._sent += len(batch)
+        self._send(("items", data, segments))
+
+    def _done_with(self, taken: int) -> None:
+        """The worker's generator has pulled ``taken`` items and is done with all before the
+        last it pulled (all of them, when it asks for more)."""
+        self._taken = max(self._taken, taken)
+        done = taken - self._released
+        if done > 0 and self.receiver is not None:
+            self.receiver.give_back(done)
+            self._released += done
+
+    def _send(self, message: tuple[Any, ...]) -> None:
+        assert self._conn is not None
+        try:
+            self._conn.send(message)
+        except (BrokenPipeError, ConnectionResetError, EOFError):
+            raise self._died() from None
+
+    def _receive(self) -> tuple[Any, ...]:
+        """The worker's next message, waiting also for a stop."""
+        conn = self._conn
+        assert conn is not None
+        while True:
+            if self._cancelled:
+                raise Cancelled
+            ready = wait([conn, self._wake_r])
+            if conn in ready:
+                try:
+                    message: tuple[Any, ...] = conn.recv()
+                except (EOFError, OSError):
+                    raise self._died() from None
+                return message
+            os.read(self._wake_r, 1)
+
+    def _stop_worker(self) -> StageState:
+        """We are stopping: tell the worker, drop what it still sends, and see how it ends."""
+        self._tell(b"s")
+        conn = self._conn
+        if conn is None:
+            return StageState.CANCELLED
+        while True:
+            try:
+                message = conn.recv()
+            except (EOFError, OSError):  # it exited (or was killed after the grace period)
+                return StageState.CANCELLED
+            kind = message[0]
+            if kind in ("items", "out"):
+                remove_names(name for name, _ in message[2])
+            elif kind in ("done", "stopped"):
+                return StageState.CANCELLED
+            elif kind == "error":
+                exc = self._rebuild(message[1], message[2])
+                return self._supervisor.record(exc, self, stopping=True)  # type: ignore[no-any-return]
+
+    def _died(self) -> WorkerDiedError:
+        process = self._process
+        process.join(1.0)
+        held = (
+            "holding no item"
+            if self._taken == 0
+            else (f"while on its input item {self._taken} (of {self._sent} passed to it)")
+        )
+        if self.stage.role is Role.SOURCE:
+            held = f"after producing {self.sender.count if self.sender else 0} items"
+        if self._killed:
+            held += "; it was killed after not stopping within the grace period"
+        return WorkerDiedError(self.stage.label, self.name, process.pid, process.exitcode, held)
+
+    def _rebuild(self, data: bytes, text: str) -> BaseException:
+        import cloudpickle
+
+        exc: BaseException = cloudpickle.loads(data)
+        exc.__cause__ = _RemoteTraceback(text)
+        return exc
+
+    def _end(self, outcome: StageState) -> None:
+        if self.receiver is not None:
+            self.receiver.close()
+        if self.sender is not None:
+            self.sender.close()
+        process = self._process
+        if process is not None:
+            process.join()
+            if self._cpu is None:
+                self._cpu = self.cpu()
+        for end in (self._conn, self._control, self._status):
+            if end is not None:
+                _PARENT_FDS.discard(end.fileno())
+                end.close()
+        for fd in (self._wake_r, self._wake_w):
+            _PARENT_FDS.discard(fd)
+            os.close(fd)
+        self.meter.ended = time.perf_counter()
+        self._supervisor.finished(self, outcome)
+
+
+def remove_names(names: Any) -> None:
+    """Forget segments that will never be read."""
+    from ._transport import remove_names as remove
+
+    remove(names)
+
+
+def cleanup_run(prefix: str) -> None:
+    """After a run: remove shared-memory segments nobody received."""
+    remove_segments(prefix)

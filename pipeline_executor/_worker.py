@@ -1,0 +1,275 @@
+"""The worker-process side of a process stage: runs one instance of the stage's generator.
+
+The parent's proxy (``_process``) and this loop speak over one pipe. The worker asks for input
+only when its generator asks for an item (``need``), and produces an item only while it holds
+a credit for a slot of the stage's output buffer, so the buffer bounds stay exact across the
+boundary. Outputs go back in batches, flushed when a batch is full, when the worker is about to
+wait, or when the oldest has waited :data:`LINGER` seconds.
+
+Messages, parent -> worker: ``("items", data, segments)``, ``("end",)``, ``("credit", n)``.
+Worker -> parent: ``("need", taken)``, ``("out", data, segments, taken)``,
+``("done", taken, cpu, result)``, ``("stopped", taken, cpu)``,
+``("error", exc, traceback, stopping, taken, cpu)``. ``taken`` counts the items the generator
+has pulled, so that the parent frees their slots upstream only once they are done with.
+
+A second pipe, the control pipe, is watched by a thread: ``b"s"`` asks the worker to stop at
+its next item (its input then raises the cancellation, and its generator is closed here, so its
+``finally`` runs in the worker); ``b"w"`` asks where the generator is (answered on the status
+pipe); the end of the pipe means the parent is gone, and the worker exits at once: no worker
+outlives its pipeline. The worker ignores SIGINT: Ctrl-C reaches the parent, which stops it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+import traceback
+from collections import deque
+from collections.abc import Iterable, Iterator
+from multiprocessing.connection import Connection, wait
+from typing import Any, cast
+
+from ._diagnose import location
+from ._errors import Cancelled, ItemPickleError, RemoteStageError, raised_while_cancelled
+from ._transport import Packer, PickleFailure, unpack
+
+__all__ = ["BATCH", "LINGER", "Payload", "main"]
+
+BATCH = 256
+"""The most items a batch carries."""
+
+LINGER = 0.002
+"""Seconds an output may wait for its batch to fill before the batch is sent anyway."""
+
+
+class Payload:
+    """What a worker runs, pickled with cloudpickle inside multiprocessing's own pickling of
+    the process, so that lambdas travel and multiprocessing objects passed as constants
+    (``Lock``, ``Queue``, ``Event``) reach the worker as the same shared object."""
+
+    def __init__(self, obj: object) -> None:
+        self.obj = obj
+
+    def __reduce__(self) -> tuple[Any, tuple[bytes]]:
+        import cloudpickle
+
+        return (_load, (cloudpickle.dumps(self.obj),))
+
+
+def _load(data: bytes) -> Payload:
+    import cloudpickle
+
+    return Payload(cloudpickle.loads(data))
+
+
+class _Stop(Exception):
+    """The parent asked this worker to stop (internal to this module)."""
+
+
+class _Worker:
+    def __init__(
+        self, conn: Connection, control: Connection, status: Connection, prefix: str, title: str
+    ) -> None:
+        self.conn = conn
+        self.control = control
+        self.status = status
+        self.packer = Packer(prefix)
+        self.main_ident = threading.get_ident()
+        self.stop_requested = False
+        self.wake_r, self.wake_w = os.pipe()
+        self.inbox: deque[object] = deque()
+        self.input_ended = False
+        self.cancelled = False  # the input has raised the cancellation once
+        self.taken = 0
+        self.credits = 0
+        self.pending: list[object] = []
+        self.pending_since = 0.0
+        self.label = ""
+        self.title = title
+        self.sent = 0  # outputs sent to the parent
+
+    # -- the control thread --------------------------------------------------------------
+
+    def watch_control(self) -> None:
+        while True:
+            try:
+                request = self.control.recv_bytes()
+            except (EOFError, OSError):
+                os._exit(1)  # the parent is gone: nobody will read what we make
+            if request == b"s":
+                self.stop_requested = True
+                os.write(self.wake_w, b"s")
+            elif request == b"w":
+                where = location(self.main_ident) or "nowhere"
+                self.status.send_bytes(where.encode())
+
+    # -- talking to the parent -----------------------------------------------------------
+
+    def receive(self) -> tuple[Any, ...]:
+        """The parent's next message; raises _Stop when the parent asked us to stop."""
+        while True:
+            if self.stop_requested:
+                raise _Stop
+            ready = wait([self.conn, self.wake_r])
+            if self.conn in ready:
+                message: tuple[Any, ...] = self.conn.recv()
+                return message
+            os.read(self.wake_r, 1)
+
+    def handle(self, message: tuple[Any, ...]) -> None:
+        kind = message[0]
+        if kind == "items":
+            self.inbox.extend(unpack(message[1], message[2]))
+        elif kind == "end":
+            self.input_ended = True
+        elif kind == "credit":
+            self.credits += message[1]
+
+    def flush(self) -> None:
+        if self.pending:
+            batch, self.pending = self.pending, []
+            try:
+                data, segments = self.packer.pack(batch)
+            except PickleFailure as failure:
+                raise ItemPickleError(
+                    self.label,
+                    "from",
+                    self.title,
+                    self.sent + failure.index + 1,
+                    failure.item,
+                    failure.error,
+                ) from failure.error
+            self.sent += len(batch)
+            self.conn.send(("out", data, segments, self.taken))
+
+    # -- the generator's input -----------------------------------------------------------
+
+    def next_input(self) -> object:
+        if self.cancelled:
+            raise StopIteration  # a stage that swallowed the cancellation still ends
+        try:
+            while not self.inbox:
+                if self.stop_requested:
+                    raise _Stop
+                if self.input_ended:
+                    raise StopIteration
+                self.flush()
+                self.conn.send(("need", self.taken))
+                while not self.inbox and not self.input_ended:
+                    self.handle(self.receive())
+        except _Stop:
+            self.cancelled = True
+            raise Cancelled from None
+        if self.stop_requested:
+            self.cancelled = True
+            raise Cancelled
+        self.taken += 1
+        return self.inbox.popleft()
+
+    def wait_credit(self) -> None:
+        self.flush()
+        while self.credits == 0:
+            self.handle(self.receive())
+
+
+class _Input(Iterator[object]):
+    """The iterator a process stage's generator reads its items from."""
+
+    def __init__(self, worker: _Worker) -> None:
+        self._next = worker.next_input
+
+    def __next__(self) -> object:
+        return self._next()
+
+
+def main(
+    conn: Connection,
+    control: Connection,
+    status: Connection,
+    payload: Payload,
+    prefix: str,
+    close_fds: tuple[int, ...],
+) -> None:
+    """The worker process's entry point."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for fd in close_fds:  # under fork: the parent's ends of every pipe, so EOF means death
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    what: tuple[Any, ...] = cast("tuple[Any, ...]", payload.obj)
+    fn, args, kwargs, takes_input, has_output, single, label, name = what
+    worker = _Worker(conn, control, status, prefix, f"worker process {name} (pid {os.getpid()})")
+    worker.label = label
+    threading.Thread(target=worker.watch_control, name="pipeline-control", daemon=True).start()
+    stopping = False
+    iterator: Iterator[object] | None = None
+    try:
+        try:
+            call_args: tuple[Any, ...] = (_Input(worker), *args) if takes_input else args
+            result: Any = fn(*call_args, **kwargs)
+            if not has_output:
+                value: object = result if single else None
+                del result
+                conn.send(("done", worker.taken, time.process_time(), value))
+                return
+            iterator = iter(cast("Iterable[object]", result))
+            del result
+            pending = worker.pending
+            perf = time.perf_counter
+            while True:
+                if worker.credits == 0:
+                    worker.wait_credit()
+                    pending = worker.pending
+                if worker.stop_requested:
+                    raise _Stop
+                try:
+                    item = next(iterator)
+                except StopIteration:
+                    break
+                if not pending:
+                    worker.pending_since = perf()
+                pending.append(item)
+                worker.credits -= 1
+                if len(pending) >= BATCH or perf() - worker.pending_since > LINGER:
+                    worker.flush()
+                    pending = worker.pending
+            worker.flush()
+        except (Cancelled, _Stop):
+            stopping = True
+            _close(iterator)
+            conn.send(("stopped", worker.taken, time.process_time()))
+            return
+        except BaseException as exc:
+            stopping = raised_while_cancelled(exc) or worker.cancelled
+            raise
+        try:
+            _close(iterator)
+        finally:
+            iterator = None
+        conn.send(("done", worker.taken, time.process_time(), None))
+    except BaseException as exc:
+        _send_error(conn, exc, stopping or raised_while_cancelled(exc), worker)
+    finally:
+        iterator = None
+
+
+def _close(iterator: object) -> None:
+    close = getattr(iterator, "close", None)
+    if callable(close):
+        close()
+
+
+def _send_error(conn: Connection, exc: BaseException, stopping: bool, worker: _Worker) -> None:
+    import cloudpickle
+
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    try:
+        data = cloudpickle.dumps(exc)
+        cloudpickle.loads(data)  # some exceptions pickle but cannot be rebuilt
+    except Exception:
+        name = f"{type(exc).__module__}.{type(exc).__qualname__}"
+        data = cloudpickle.dumps(RemoteStageError(name, str(exc), text))
+    conn.send(("error", data, text, stopping, worker.taken, time.process_time()))
