@@ -16,10 +16,13 @@ from ._builder import RunnablePipeline as RunnablePipeline
 from ._compat import PipelineTask as PipelineTask
 from ._compat import execute as execute
 from ._errors import InactivityError as InactivityError
+from ._errors import ItemPickleError as ItemPickleError
 from ._errors import PipelineDefinitionError as PipelineDefinitionError
 from ._errors import PipelineError as PipelineError
 from ._errors import PipelineTypeError as PipelineTypeError
 from ._errors import PipelineTypeWarning as PipelineTypeWarning
+from ._errors import RemoteStageError as RemoteStageError
+from ._errors import WorkerDiedError as WorkerDiedError
 from ._monitor import Monitor as Monitor
 from ._stats import BufferStatistics as BufferStatistics
 from ._stats import PipelineStats as PipelineStats
@@ -29,6 +32,7 @@ from ._stats import StageStats as StageStats
 __all__ = [
     "BufferStatistics",
     "InactivityError",
+    "ItemPickleError",
     "Monitor",
     "Pipeline",
     "PipelineDefinitionError",
@@ -37,9 +41,11 @@ __all__ = [
     "PipelineTask",
     "PipelineTypeError",
     "PipelineTypeWarning",
+    "RemoteStageError",
     "RunnablePipeline",
     "StageState",
     "StageStats",
+    "WorkerDiedError",
     "execute",
 ]
 

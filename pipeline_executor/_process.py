@@ -17,6 +17,7 @@ import multiprocessing
 import os
 import threading
 import time
+from collections import deque
 from multiprocessing.connection import wait
 from multiprocessing.context import BaseContext
 from typing import Any
@@ -31,7 +32,7 @@ from ._errors import (
 from ._stages import Role, StageSpec
 from ._stats import StageState
 from ._transport import Packer, PickleFailure, remove_segments, unpack
-from ._worker import BATCH, Payload, main
+from ._worker import BATCH, Payload, main, rebuild_exception
 
 __all__ = ["START_METHODS", "ProcessHost", "context", "run_prefix"]
 
@@ -127,6 +128,11 @@ class ProcessHost:
         self._killed = False
         self._cpu: float | None = None
         self._taken = 0  # items the worker's generator has pulled
+        # The same count, written by the worker as it takes each item (a plain shared int,
+        # no lock): what a dead worker was on.
+        self._progress: Any = ctx.RawValue("q", 0)  # type: ignore[attr-defined]
+        # What went to the worker and is not done with: (position of its first item, batch).
+        self._batches: deque[tuple[int, list[object]]] = deque()
         self._sent = 0  # items passed to the worker
         self._released = 0  # of those, slots handed back upstream
         self.thread = threading.Thread(target=self._work, name=self.name, daemon=True)
@@ -166,7 +172,15 @@ class ProcessHost:
         make: Any = getattr(self._ctx, "Process")  # noqa: B009 - BaseContext does not declare it
         process: Any = make(
             target=main,
-            args=(child_conn, control_r, status_w, payload, f"{self._prefix}w", inherited),
+            args=(
+                child_conn,
+                control_r,
+                status_w,
+                payload,
+                f"{self._prefix}w",
+                inherited,
+                self._progress,
+            ),
             name=self.name,
             daemon=True,
         )
@@ -286,8 +300,8 @@ class ProcessHost:
                 self._feed()
             elif kind == "out":
                 assert sender is not None
-                self._done_with(message[3] - 1)
-                items = unpack(message[1], message[2])
+                self._done_with(message[2] - 1)
+                items = unpack(self._receive_data(), message[1])
                 publish = sender.publish
                 for item in items:
                     publish(item)
@@ -323,8 +337,10 @@ class ProcessHost:
             raise ItemPickleError(
                 self.stage.label, "to", self.title, position, failure.item, failure.error
             ) from failure.error
+        self._batches.append((self._sent + 1, batch))
         self._sent += len(batch)
-        self._send(("items", data, segments))
+        self._send(("items", segments))
+        self._send_data(data)
 
     def _done_with(self, taken: int) -> None:
         """The worker's generator has pulled ``taken`` items and is done with all before the
@@ -334,13 +350,31 @@ class ProcessHost:
         if done > 0 and self.receiver is not None:
             self.receiver.give_back(done)
             self._released += done
+            batches = self._batches
+            while batches and batches[0][0] + len(batches[0][1]) - 1 <= self._released:
+                batches.popleft()
 
     def _send(self, message: tuple[Any, ...]) -> None:
         assert self._conn is not None
         try:
             self._conn.send(message)
         except (BrokenPipeError, ConnectionResetError, EOFError):
+            # The worker has ended: what it sent before (its "done", say) is still to be
+            # read, and the end of the pipe after it tells a death.
+            pass
+
+    def _send_data(self, data: bytes) -> None:
+        try:
+            self._conn.send_bytes(data)
+        except (BrokenPipeError, ConnectionResetError, EOFError):
+            pass  # as in _send
+
+    def _receive_data(self) -> bytes:
+        try:
+            data: bytes = self._conn.recv_bytes()
+        except (EOFError, OSError):
             raise self._died() from None
+        return data
 
     def _receive(self) -> tuple[Any, ...]:
         """The worker's next message, waiting also for a stop."""
@@ -370,8 +404,9 @@ class ProcessHost:
             except (EOFError, OSError):  # it exited (or was killed after the grace period)
                 return StageState.CANCELLED
             kind = message[0]
-            if kind in ("items", "out"):
-                remove_names(name for name, _ in message[2])
+            if kind == "out":
+                conn.recv_bytes()
+                remove_names(name for name, _ in message[1])
             elif kind in ("done", "stopped"):
                 return StageState.CANCELLED
             elif kind == "error":
@@ -381,11 +416,12 @@ class ProcessHost:
     def _died(self) -> WorkerDiedError:
         process = self._process
         process.join(1.0)
-        held = (
-            "holding no item"
-            if self._taken == 0
-            else (f"while on its input item {self._taken} (of {self._sent} passed to it)")
-        )
+        taken = int(self._progress.value)  # what it had taken, as it said itself
+        held = "holding no item"
+        for first, batch in self._batches:
+            if first <= taken < first + len(batch):
+                kind = type(batch[taken - first]).__name__
+                held = f"while on its input item {taken} ({kind}; {self._sent} passed to it)"
         if self.stage.role is Role.SOURCE:
             held = f"after producing {self.sender.count if self.sender else 0} items"
         if self._killed:
@@ -393,9 +429,7 @@ class ProcessHost:
         return WorkerDiedError(self.stage.label, self.name, process.pid, process.exitcode, held)
 
     def _rebuild(self, data: bytes, text: str) -> BaseException:
-        import cloudpickle
-
-        exc: BaseException = cloudpickle.loads(data)
+        exc = rebuild_exception(data)
         exc.__cause__ = _RemoteTraceback(text)
         return exc
 

@@ -198,6 +198,9 @@ class LocalEngine:
                     hosts.append(ThreadHost(supervisor, stage, i, receiver, sender))
         if ctx is not None:
             supervisor.on_end(lambda: cleanup_run(prefix))
+        # Worker processes start before any thread of the run: a process forked while one of
+        # our threads holds a lock (the import lock, say) would inherit it held, forever.
+        hosts.sort(key=lambda host: not isinstance(host, ProcessHost))
         return Wiring(links, outputs, hosts, receivers[0] if receivers else None)
 
 

@@ -6,10 +6,12 @@ a credit for a slot of the stage's output buffer, so the buffer bounds stay exac
 boundary. Outputs go back in batches, flushed when a batch is full, when the worker is about to
 wait, or when the oldest has waited :data:`LINGER` seconds.
 
-Messages, parent -> worker: ``("items", data, segments)``, ``("end",)``, ``("credit", n)``.
-Worker -> parent: ``("need", taken)``, ``("out", data, segments, taken)``,
+Messages, parent -> worker: ``("items", segments)``, ``("end",)``, ``("credit", n)``.
+Worker -> parent: ``("need", taken)``, ``("out", segments, taken)``,
 ``("done", taken, cpu, result)``, ``("stopped", taken, cpu)``,
-``("error", exc, traceback, stopping, taken, cpu)``. ``taken`` counts the items the generator
+``("error", exc, traceback, stopping, taken, cpu)``. ``items`` and ``out`` are followed by
+the pickled batch as a message of raw bytes (sent apart, so it is not copied once more into
+the message). ``taken`` counts the items the generator
 has pulled, so that the parent frees their slots upstream only once they are done with.
 
 A second pipe, the control pipe, is watched by a thread: ``b"s"`` asks the worker to stop at
@@ -35,7 +37,7 @@ from ._diagnose import location
 from ._errors import Cancelled, ItemPickleError, RemoteStageError, raised_while_cancelled
 from ._transport import Packer, PickleFailure, unpack
 
-__all__ = ["BATCH", "LINGER", "Payload", "main"]
+__all__ = ["BATCH", "LINGER", "Payload", "main", "rebuild_exception"]
 
 BATCH = 256
 """The most items a batch carries."""
@@ -70,8 +72,15 @@ class _Stop(Exception):
 
 class _Worker:
     def __init__(
-        self, conn: Connection, control: Connection, status: Connection, prefix: str, title: str
+        self,
+        conn: Connection,
+        control: Connection,
+        status: Connection,
+        prefix: str,
+        title: str,
+        progress: Any,
     ) -> None:
+        self.progress = progress  # shared with the parent: how many items the generator took
         self.conn = conn
         self.control = control
         self.status = status
@@ -121,7 +130,8 @@ class _Worker:
     def handle(self, message: tuple[Any, ...]) -> None:
         kind = message[0]
         if kind == "items":
-            self.inbox.extend(unpack(message[1], message[2]))
+            data = self.conn.recv_bytes()
+            self.inbox.extend(unpack(data, message[1]))
         elif kind == "end":
             self.input_ended = True
         elif kind == "credit":
@@ -129,7 +139,8 @@ class _Worker:
 
     def flush(self) -> None:
         if self.pending:
-            batch, self.pending = self.pending, []
+            batch = self.pending.copy()
+            self.pending.clear()  # the same list: the main loop holds it
             try:
                 data, segments = self.packer.pack(batch)
             except PickleFailure as failure:
@@ -142,7 +153,8 @@ class _Worker:
                     failure.error,
                 ) from failure.error
             self.sent += len(batch)
-            self.conn.send(("out", data, segments, self.taken))
+            self.conn.send(("out", segments, self.taken))
+            self.conn.send_bytes(data)
 
     # -- the generator's input -----------------------------------------------------------
 
@@ -166,6 +178,7 @@ class _Worker:
             self.cancelled = True
             raise Cancelled
         self.taken += 1
+        self.progress.value = self.taken
         return self.inbox.popleft()
 
     def wait_credit(self) -> None:
@@ -191,6 +204,7 @@ def main(
     payload: Payload,
     prefix: str,
     close_fds: tuple[int, ...],
+    progress: Any,
 ) -> None:
     """The worker process's entry point."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -201,7 +215,8 @@ def main(
             pass
     what: tuple[Any, ...] = cast("tuple[Any, ...]", payload.obj)
     fn, args, kwargs, takes_input, has_output, single, label, name = what
-    worker = _Worker(conn, control, status, prefix, f"worker process {name} (pid {os.getpid()})")
+    title = f"worker process {name} (pid {os.getpid()})"
+    worker = _Worker(conn, control, status, prefix, title, progress)
     worker.label = label
     threading.Thread(target=worker.watch_control, name="pipeline-control", daemon=True).start()
     stopping = False
@@ -222,7 +237,6 @@ def main(
             while True:
                 if worker.credits == 0:
                     worker.wait_credit()
-                    pending = worker.pending
                 if worker.stop_requested:
                     raise _Stop
                 try:
@@ -235,7 +249,6 @@ def main(
                 worker.credits -= 1
                 if len(pending) >= BATCH or perf() - worker.pending_since > LINGER:
                     worker.flush()
-                    pending = worker.pending
             worker.flush()
         except (Cancelled, _Stop):
             stopping = True
@@ -251,7 +264,10 @@ def main(
             iterator = None
         conn.send(("done", worker.taken, time.process_time(), None))
     except BaseException as exc:
-        _send_error(conn, exc, stopping or raised_while_cancelled(exc), worker)
+        try:
+            _send_error(conn, exc, stopping or raised_while_cancelled(exc), worker)
+        except OSError:  # the parent is gone: nobody to tell, and nothing to print
+            os._exit(1)
     finally:
         iterator = None
 
@@ -267,9 +283,23 @@ def _send_error(conn: Connection, exc: BaseException, stopping: bool, worker: _W
 
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     try:
-        data = cloudpickle.dumps(exc)
-        cloudpickle.loads(data)  # some exceptions pickle but cannot be rebuilt
+        # By type, args and attributes, not by calling its constructor again: a class whose
+        # __init__ takes other arguments than its args (a common sight) still comes back.
+        data = cloudpickle.dumps((type(exc), exc.args, exc.__dict__))
+        rebuild_exception(data)
     except Exception:
         name = f"{type(exc).__module__}.{type(exc).__qualname__}"
-        data = cloudpickle.dumps(RemoteStageError(name, str(exc), text))
+        error = RemoteStageError(name, str(exc), text)
+        data = cloudpickle.dumps((RemoteStageError, error.args, error.__dict__))
     conn.send(("error", data, text, stopping, worker.taken, time.process_time()))
+
+
+def rebuild_exception(data: bytes) -> BaseException:
+    """An exception from what :func:`_send_error` pickled: its type, args and attributes."""
+    import cloudpickle
+
+    cls, args, state = cloudpickle.loads(data)
+    exc: BaseException = cls.__new__(cls, *args)
+    exc.args = args
+    exc.__dict__.update(state)
+    return exc

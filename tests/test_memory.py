@@ -39,12 +39,13 @@ def slow_sink(items, count):
             return done
 
 def run(source, count, buffer):
+    copies = {"processes": 2} if PROCESSES else {"threads": 2}
     return (
-        Pipeline.source(source, buffer)
-        .then(copy, threads=2, buffer=buffer)
-        .then(copy, threads=2, buffer=buffer)
+        Pipeline.source(source, buffer=buffer)
+        .then(copy, buffer=buffer, **copies)
+        .then(copy, buffer=buffer, **copies)
         .sink(slow_sink, count=count)
-        .run()
+        .run(start_method="forkserver")
     )
 
 def small():
@@ -60,16 +61,26 @@ print(peak_rss_mib() - before)
 # Items alive at once: the three buffers (4 + 4 + 4) and one item per thread (1 + 2 + 2 + 1)
 # in flight between reading and producing; plus a constant for the allocator's slack.
 BOUND_MIB = (4 + 4 + 4) + (1 + 2 + 2 + 1) + 16
+# With the copies in processes, each process stage may hold (buffer + processes + 2) items in
+# this process: its buffer, and per worker one message being decoded; the source and the
+# sink as before.
+PROCESS_BOUND_MIB = (4 + 1) + 2 * (4 + 2 + 2) + 1 + 16
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
-def test_peak_memory_stays_within_the_buffers(tmp_path: Path) -> None:
-    """400 items of 1 MiB flow; peak RSS grows by far less than 400 MiB: by the buffers."""
+@pytest.mark.parametrize("processes", [False, True], ids=["threads", "processes"])
+def test_peak_memory_stays_within_the_buffers(tmp_path: Path, processes: bool) -> None:
+    """400 items of 1 MiB flow; peak RSS grows by far less than 400 MiB: by the buffers, on
+    threads and with the copies in worker processes (items cross through shared memory)."""
     script = tmp_path / "memory_child.py"
-    script.write_text(f"BUFFER = 4\n{textwrap.dedent(CHILD)}")
+    script.write_text(
+        f"BUFFER = 4\nPROCESSES = {processes}\n"
+        f"if __name__ == '__main__':\n{textwrap.indent(textwrap.dedent(CHILD), '    ')}"
+    )
     result = subprocess.run(
         [sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=False
     )
     assert result.returncode == 0, result.stderr
     growth = float(result.stdout)
-    assert growth <= BOUND_MIB, f"peak RSS grew by {growth:.1f} MiB"
+    bound = PROCESS_BOUND_MIB if processes else BOUND_MIB
+    assert growth <= bound, f"peak RSS grew by {growth:.1f} MiB"

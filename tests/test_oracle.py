@@ -108,3 +108,46 @@ def test_threaded_pipeline_equals_sequential_composition(
         assert got == want
     else:
         assert Counter(got) == Counter(want)
+
+
+process_specs = st.lists(
+    st.tuples(
+        st.sampled_from([mapped, filtered, flat, *ORDERED]),
+        st.integers(0, 5),  # k
+        st.integers(1, 2),  # instances
+        st.integers(1, 16),  # buffer
+        st.booleans(),  # in worker processes
+    ),
+    min_size=1,
+    max_size=3,
+)
+
+
+# Fewer examples than the threaded oracle: each starts worker processes (fork, ~10 ms).
+@settings(max_examples=max(30, settings().max_examples // 10), deadline=None)
+@given(items=st.lists(st.integers(-1000, 1000), max_size=2000), stages=process_specs)
+def test_pipeline_with_process_stages_equals_sequential_composition(
+    items: list[int], stages: list[tuple[Callable[..., Iterator[int]], int, int, int, bool]]
+) -> None:
+    """With process stages mixed in, the outputs are still the sequential composition's."""
+    want: list[int] = items
+    pipeline = Pipeline.from_iterable(items, buffer=16).with_item_checks()
+    ordered = True
+    for fn, k, instances, buffer, in_processes in stages:
+        if fn in ORDERED and not ordered:
+            fn = mapped
+        if fn in ORDERED:
+            instances = 1
+        ordered = ordered and instances == 1
+        buffer = max(buffer, instances)
+        want = list(fn(want, k))
+        stage: Stage = functools.partial(fn, k=k)
+        if in_processes:
+            pipeline = pipeline.then(stage, processes=instances, buffer=buffer)
+        else:
+            pipeline = pipeline.then(stage, threads=instances, buffer=buffer)
+    got = list(pipeline.iter(start_method="fork"))
+    if ordered:
+        assert got == want
+    else:
+        assert Counter(got) == Counter(want)

@@ -10,6 +10,7 @@ def test_the_export_list_is_pinned() -> None:
     assert pipeline_executor.__all__ == [
         "BufferStatistics",
         "InactivityError",
+        "ItemPickleError",
         "Monitor",
         "Pipeline",
         "PipelineDefinitionError",
@@ -18,9 +19,11 @@ def test_the_export_list_is_pinned() -> None:
         "PipelineTask",
         "PipelineTypeError",
         "PipelineTypeWarning",
+        "RemoteStageError",
         "RunnablePipeline",
         "StageState",
         "StageStats",
+        "WorkerDiedError",
         "execute",
     ]
 

@@ -1,0 +1,134 @@
+"""Stage functions for process stages: at module level, so that they pickle under spawn."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+
+class StageError(Exception):
+    """What a failing stage raises; ``code`` checks that attributes survive the trip."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def numbers(n: int) -> Iterator[int]:
+    yield from range(n)
+
+
+def square(xs: Iterable[int]) -> Iterator[int]:
+    for x in xs:
+        yield x * x
+
+
+def total(xs: Iterable[int]) -> int:
+    return sum(xs)
+
+
+def pids(xs: Iterable[int]) -> Iterator[tuple[int, int]]:
+    """Each item with the pid of the process that handled it."""
+    pid = os.getpid()
+    for x in xs:
+        yield pid, x
+
+
+def marked(xs: Iterable[int], where: str, behaviour: str, at: int) -> Iterator[int]:
+    """Passes items through; writes a file when it starts and when its ``finally`` runs
+    (named by pid), and misbehaves at item ``at`` as ``behaviour`` says."""
+    folder = Path(where)
+    (folder / f"start-{os.getpid()}").touch()
+    try:
+        for x in xs:
+            if x == at:
+                misbehave(behaviour)
+                if behaviour == "return_early":
+                    return
+            yield x
+    finally:
+        (folder / f"finally-{os.getpid()}").touch()
+
+
+def marked_source(n: int, where: str, behaviour: str, at: int) -> Iterator[int]:
+    """A source version of :func:`marked`."""
+    yield from marked(range(n), where, behaviour, at)
+
+
+def marked_sink(xs: Iterable[int], where: str, behaviour: str, at: int) -> None:
+    """A sink version of :func:`marked`."""
+    for _ in marked(xs, where, behaviour, at):
+        pass
+
+
+def misbehave(behaviour: str) -> None:
+    """Fail the way ``behaviour`` names."""
+    if behaviour == "raise":
+        raise StageError("bad item", code=42)
+    if behaviour == "ki":
+        raise KeyboardInterrupt
+    if behaviour == "exit":
+        raise SystemExit(3)
+    if behaviour == "os_exit":
+        os._exit(7)
+    if behaviour == "sigkill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    if behaviour == "segfault":
+        ctypes.string_at(0)
+
+
+def unpicklable_results(xs: Iterable[int]) -> Iterator[object]:
+    """Yields a lock for item 3: it cannot be pickled back."""
+    import threading
+
+    for x in xs:
+        yield threading.Lock() if x == 3 else x
+
+
+def stuck(xs: Iterable[int], where: str) -> Iterator[int]:
+    """Ignores the stop: sleeps a minute in its finally (a call nothing interrupts)."""
+    try:
+        yield from xs
+    finally:
+        (Path(where) / f"stuck-{os.getpid()}").touch()
+        time.sleep(60)  # sleep-ok: the stuck call under test; the worker is killed
+
+
+def sleepy(xs: Iterable[int]) -> Iterator[int]:
+    """Sleeps on item 1, in its own code (for the stall diagnosis)."""
+    for x in xs:
+        if x == 1:
+            time.sleep(30)  # sleep-ok: the stall under test
+        yield x
+
+
+def arrays(n: int, size: int) -> Iterator[object]:
+    """``n`` numpy arrays of ``size`` bytes, item ``i`` filled with ``i % 256``."""
+    import numpy as np
+
+    for i in range(n):
+        yield np.full(size, i % 256, dtype=np.uint8)
+
+
+def touch_arrays(xs: Iterable[object]) -> Iterator[object]:
+    """Passes arrays through, adding one to each."""
+    import numpy as np
+
+    for x in xs:
+        assert isinstance(x, np.ndarray)
+        yield x + 1
+
+
+def pid_of_parent(xs: Iterable[int]) -> Iterator[int]:
+    """Yields minus the pid of this worker, then its input."""
+    yield -os.getpid()
+    yield from xs
+
+
+def generated(n: int) -> Iterator[int]:
+    """A source that runs in a worker process."""
+    yield from range(n)

@@ -1,0 +1,390 @@
+"""Process stages (``processes=n``) keep the promises thread stages keep, on every start method."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import pytest
+
+from pipeline_executor import (
+    InactivityError,
+    ItemPickleError,
+    Monitor,
+    Pipeline,
+    PipelineDefinitionError,
+    WorkerDiedError,
+)
+from tests import process_stages as ps
+
+METHODS = ["fork", "forkserver", "spawn"]
+WAIT = 10.0
+
+
+def note_lines(exc: BaseException) -> list[str]:
+    return list(getattr(exc, "__notes__", []))
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_results_match_threads(method: str) -> None:
+    """A two-process stage between a thread source and a thread sink gives the same sum."""
+    pipeline = Pipeline.source(ps.numbers, n=2000).then(ps.square, processes=2).sink(ps.total)
+    assert pipeline.run(start_method=method) == sum(x * x for x in range(2000))
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_lambda_stage_runs_under_every_start_method(method: str) -> None:
+    """Functions travel with cloudpickle, so a lambda works under spawn and forkserver too."""
+    pipeline = Pipeline.source(ps.numbers, n=5).then(
+        lambda xs: (x + 1 for x in xs),
+        processes=1,
+    )
+    assert list(pipeline.iter(start_method=method)) == [1, 2, 3, 4, 5]
+
+
+def test_source_and_sink_in_processes_and_the_sink_value_returns() -> None:
+    """A source and a sink may run in worker processes; the sink's value comes back."""
+    pipeline = (
+        Pipeline.source(ps.generated, processes=1, n=100)
+        .then(ps.square, processes=2)
+        .sink(ps.total, processes=1)
+    )
+    assert pipeline.run(start_method="fork") == sum(x * x for x in range(100))
+
+
+def test_each_worker_is_its_own_process_and_items_split_between_them() -> None:
+    """processes=2 runs two worker processes, none of them the caller, each item once."""
+    out = list(Pipeline.source(ps.numbers, n=500).then(ps.pids, processes=2).iter())
+    assert sorted(x for _, x in out) == list(range(500))
+    workers = {pid for pid, _ in out}
+    assert os.getpid() not in workers
+    assert 1 <= len(workers) <= 2
+
+
+def test_one_worker_keeps_the_order() -> None:
+    """With one process the items keep their order."""
+    out = list(Pipeline.source(ps.numbers, n=3000).then(ps.square, processes=1))
+    assert out == [x * x for x in range(3000)]
+
+
+@pytest.mark.parametrize("method", ["fork", "forkserver"])
+def test_an_exception_keeps_its_type_attributes_and_remote_traceback(method: str) -> None:
+    """The stage's exception arrives with its type, attributes, the worker's traceback as
+    its cause, and a note naming the stage and the worker process."""
+    pipeline = Pipeline.source(ps.numbers, n=50).then(
+        ps.marked, processes=2, where="/tmp", behaviour="raise", at=10
+    )
+    with pytest.raises(ps.StageError, match=r"^bad item\n") as info:
+        list(pipeline.iter(start_method=method))
+    assert info.value.code == 42
+    assert "in marked" in str(info.value.__cause__)
+    raised_by = note_lines(info.value)[0]
+    assert raised_by.startswith("pipeline_executor: raised by stage 2 'marked' (then) in worker ")
+    assert "pid " in raised_by
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "cause"),
+    [
+        ("os_exit", r"it exited with status 7 without finishing"),
+        ("sigkill", r"killed by SIGKILL \(likely the out-of-memory killer\)"),
+        ("segfault", r"killed by SIGSEGV"),
+    ],
+)
+def test_a_dead_worker_is_named_with_its_signal_and_item(behaviour: str, cause: str) -> None:
+    """A worker that dies is detected at once: the error names the stage, the worker, the
+    signal by name and the item it was on."""
+    pipeline = Pipeline.source(ps.numbers, n=50).then(
+        ps.marked, processes=2, where="/tmp", behaviour=behaviour, at=10
+    )
+    started = time.monotonic()
+    with pytest.raises(WorkerDiedError) as info:
+        pipeline.sink(ps.total).run(start_method="fork")
+    assert time.monotonic() - started < WAIT
+    message = str(info.value)
+    assert message.startswith("stage 2 'marked' (then): worker process pipeline-marked-")
+    assert re.search(cause, message), message
+    assert "while on its input item" in message
+
+
+@pytest.mark.parametrize("behaviour", ["ki", "exit"])
+def test_keyboard_interrupt_and_system_exit_in_a_worker_reach_the_caller(behaviour: str) -> None:
+    """KeyboardInterrupt and SystemExit raised by a stage in a worker take the same path."""
+    expected = KeyboardInterrupt if behaviour == "ki" else SystemExit
+    pipeline = Pipeline.source(ps.numbers, n=50).then(
+        ps.marked, processes=1, where="/tmp", behaviour=behaviour, at=5
+    )
+    with pytest.raises(expected):
+        list(pipeline.iter(start_method="fork"))
+
+
+@pytest.mark.parametrize("position", ["source", "middle", "sink"])
+@pytest.mark.parametrize("behaviour", ["raise", "return_early", "none"])
+@pytest.mark.parametrize("processes", [1, 2])
+def test_every_worker_finally_runs(
+    tmp_path: Path, position: str, behaviour: str, processes: int
+) -> None:
+    """Whatever happens, every worker that started runs its generator's finally, in the
+    worker, before run() returns or raises."""
+    options = {"where": str(tmp_path), "behaviour": behaviour, "at": 20}
+    if position == "source":
+        p = Pipeline.source(ps.marked_source, processes=1, n=100, **options).then(
+            ps.square, threads=2
+        )
+        runnable = p.sink(ps.total)
+    elif position == "middle":
+        runnable = (
+            Pipeline.source(ps.numbers, n=100)
+            .then(ps.marked, processes=processes, **options)
+            .sink(ps.total)
+        )
+    else:
+        runnable = Pipeline.source(ps.numbers, n=100).sink(
+            ps.marked_sink, processes=processes, **options
+        )
+    if behaviour == "raise":
+        with pytest.raises(ps.StageError):
+            runnable.run(start_method="fork")
+    else:
+        runnable.run(start_method="fork")
+    starts = sorted(p.name.split("-")[1] for p in tmp_path.glob("start-*"))
+    finals = sorted(p.name.split("-")[1] for p in tmp_path.glob("finally-*"))
+    assert starts
+    assert starts == finals
+
+
+def test_breaking_out_of_the_loop_stops_the_workers(tmp_path: Path) -> None:
+    """Leaving a for loop early closes every worker's generator in its process."""
+    pipeline = Pipeline.source(ps.numbers, n=100_000).then(
+        ps.marked, processes=2, where=str(tmp_path), behaviour="none", at=-1
+    )
+    for i, _ in enumerate(pipeline.iter(start_method="fork")):
+        if i == 10:
+            break
+    starts = sorted(p.name.split("-")[1] for p in tmp_path.glob("start-*"))
+    finals = sorted(p.name.split("-")[1] for p in tmp_path.glob("finally-*"))
+    assert starts == finals
+
+
+def test_an_unpicklable_input_item_is_an_error_naming_stage_position_and_type() -> None:
+    """An item that cannot go to a worker is never dropped: an ItemPickleError says which."""
+    import threading
+
+    items: list[object] = [1, 2, threading.Lock()]
+
+    def ident(xs: Iterable[object]) -> Iterator[object]:
+        yield from xs
+
+    pipeline = Pipeline.from_iterable(items).then(ident, processes=1)
+    with pytest.raises(ItemPickleError) as info:
+        list(pipeline.iter(start_method="fork"))
+    message = str(info.value)
+    assert message.startswith("stage 2 'ident' (then): input item ")
+    assert "(lock) cannot be pickled to pass it to worker process" in message
+    assert isinstance(info.value, TypeError)
+
+
+def test_an_unpicklable_result_is_an_error_naming_stage_position_and_type() -> None:
+    """A result that cannot come back from a worker is an ItemPickleError, never lost."""
+    pipeline = Pipeline.source(ps.numbers, n=10).then(ps.unpicklable_results, processes=1)
+    with pytest.raises(ItemPickleError, match=r"output item 4 \(lock\)"):
+        list(pipeline.iter(start_method="fork"))
+
+
+def test_an_unpicklable_constant_is_rejected_when_the_pipeline_is_built() -> None:
+    """Constants travel to every worker, so one that cannot pickle is a build error."""
+    import threading
+
+    with pytest.raises(PipelineDefinitionError, match=r"constant 'lock' must pickle"):
+        Pipeline.source(ps.numbers, n=3).then(_with_lock, processes=1, lock=threading.Lock())
+
+
+def _with_lock(xs: Iterable[int], lock: object) -> Iterator[int]:
+    yield from xs
+
+
+def test_threads_and_processes_are_exclusive() -> None:
+    """A stage runs on threads or in processes, not both."""
+    with pytest.raises(PipelineDefinitionError, match=r"threads=2 and processes=2 are exclusive"):
+        Pipeline.source(ps.numbers, n=3).then(ps.square, threads=2, processes=2)
+
+
+def test_a_multiprocessing_event_constant_is_shared_with_the_worker() -> None:
+    """A multiprocessing primitive passed as a constant is the same object in the worker."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("forkserver")
+    event = ctx.Event()
+    pipeline = Pipeline.source(ps.numbers, n=3).then(_set_event, processes=1, event=event)
+    assert list(pipeline.iter(start_method="forkserver")) == [0, 1, 2]
+    assert event.is_set()
+
+
+def _set_event(xs: Iterable[int], event: object) -> Iterator[int]:
+    event.set()  # type: ignore[attr-defined]
+    yield from xs
+
+
+def test_a_stuck_worker_is_killed_after_the_grace_period(tmp_path: Path) -> None:
+    """A worker that does not stop is killed after the grace period, and named."""
+    pipeline = Pipeline.source(ps.numbers, n=100).then(ps.stuck, processes=1, where=str(tmp_path))
+    started = time.monotonic()
+    with pytest.warns(RuntimeWarning, match=r"did not stop within 1 s .*killed stage 2 'stuck'"):
+        _take(pipeline.iter(start_method="fork"), 3)
+    assert time.monotonic() - started < 5
+    assert list(tmp_path.glob("stuck-*"))
+
+
+def _take(items: Iterator[object], n: int) -> None:
+    for i, _ in enumerate(items):
+        if i == n:
+            break
+
+
+def test_the_stall_diagnosis_names_the_line_in_the_worker() -> None:
+    """The inactivity error says which line of the stage the worker is on, read from the
+    worker itself, not the proxy's wait."""
+    pipeline = Pipeline.source(ps.numbers, n=10).then(ps.sleepy, processes=1)
+    with pytest.warns(RuntimeWarning, match=r"killed"), pytest.raises(InactivityError) as info:
+        list(pipeline.iter(inactivity_timeout=0.5, start_method="fork"))
+    assert "process_stages.py" in str(info.value)
+    assert "in sleepy" in str(info.value)
+
+
+def test_statistics_count_process_stages() -> None:
+    """Items in and out and the workers' CPU are counted for a process stage."""
+    monitor = Monitor()
+    Pipeline.source(ps.numbers, n=1000).then(ps.square, processes=2).sink(ps.total).run(
+        monitor=monitor, start_method="fork"
+    )
+    stage = monitor.stats().stages[1]
+    assert (stage.items_in, stage.items_out) == (1000, 1000)
+    assert stage.cpu is not None
+
+
+def test_the_buffer_bound_holds_across_the_process_boundary() -> None:
+    """Items passed to a worker and results on their way back count in the buffers: the
+    source never runs further ahead of the consumer than the buffers allow."""
+    produced: list[int] = []
+
+    def recording(n: int) -> Iterator[int]:
+        for i in range(n):
+            produced.append(i)
+            yield i
+
+    bound = 4 + 4 + 1  # the source's buffer, the process stage's buffer, the item held
+    pipeline = Pipeline.source(recording, buffer=4, n=2000).then(ps.square, buffer=4, processes=1)
+    worst = 0
+    for i, _ in enumerate(pipeline.iter(start_method="fork")):
+        worst = max(worst, len(produced) - i)
+    assert worst <= bound
+
+
+@pytest.mark.parametrize("method", ["fork", "forkserver"])
+def test_large_arrays_cross_through_shared_memory_intact(method: str) -> None:
+    """Large numpy arrays arrive intact (through shared memory), and no segment is left."""
+    pytest.importorskip("numpy")
+    size = 3 << 20
+    pipeline = Pipeline.source(ps.arrays, n=6, size=size).then(ps.touch_arrays, processes=1)
+    kept = list(pipeline.iter(start_method=method))
+    assert [int(a[0]) for a in kept] == [(i % 256) + 1 for i in range(6)]  # type: ignore[index]
+    assert all(int(a[-1]) == int(a[0]) for a in kept)  # type: ignore[index]
+    leftovers = [n for n in os.listdir("/dev/shm") if n.startswith(f"pe{os.getpid()}r")]
+    assert leftovers == []
+
+
+def test_no_worker_outlives_a_caller_killed_with_sigkill(tmp_path: Path) -> None:
+    """SIGKILL the caller mid-run: every worker process is gone within a second."""
+    script = tmp_path / "victim.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import sys
+            sys.path.insert(0, {str(Path(__file__).resolve().parent.parent)!r})
+            from pipeline_executor import Pipeline
+            from tests import process_stages as ps
+
+            if __name__ == "__main__":
+                pipeline = Pipeline.source(ps.numbers, n=10**9).then(
+                    ps.pid_of_parent, processes=2
+                )
+                seen = 0
+                for item in pipeline.iter(start_method="forkserver"):
+                    if item < 0:
+                        seen += 1
+                        print(-item, flush=True)
+                        if seen == 2:
+                            print("ready", flush=True)
+                            input()
+            """
+        )
+    )
+    workers: list[int] = []
+    with subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, stdin=subprocess.PIPE, text=True
+    ) as victim:
+        assert victim.stdout is not None
+        for line in victim.stdout:
+            if line.strip() == "ready":
+                break
+            workers.append(int(line))
+        assert len(workers) == 2
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(WAIT)
+    deadline = time.monotonic() + 1.0
+    alive = workers
+    while alive and time.monotonic() < deadline:
+        alive = [pid for pid in workers if _alive(pid)]
+        if alive:
+            os.sched_yield()
+    assert alive == [], f"workers outlived their caller: {alive}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_ctrl_c_stops_the_workers_and_prints_no_worker_traceback(tmp_path: Path) -> None:
+    """SIGINT to the whole process group gives one KeyboardInterrupt in the caller, no
+    worker traceback on stderr, and no worker left."""
+    script = tmp_path / "ctrl_c.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import os, signal, sys
+            sys.path.insert(0, {str(Path(__file__).resolve().parent.parent)!r})
+            from pipeline_executor import Pipeline
+            from tests import process_stages as ps
+
+            if __name__ == "__main__":
+                pipeline = Pipeline.source(ps.numbers, n=10**9).then(ps.square, processes=2)
+                try:
+                    for i, _ in enumerate(pipeline.iter(start_method="forkserver")):
+                        if i == 1000:
+                            os.killpg(0, signal.SIGINT)
+                except KeyboardInterrupt:
+                    print("interrupted", flush=True)
+            """
+        )
+    )
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        start_new_session=True,
+        check=False,
+    )
+    assert result.stdout.strip() == "interrupted", result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
