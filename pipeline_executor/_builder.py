@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Sized
 from typing import Concatenate, Generic, ParamSpec, TextIO, TypeVar, cast
 
+from . import _sequential
 from ._errors import PipelineDefinitionError
 from ._monitor import Monitor
 from ._progress import require_rich
@@ -229,6 +230,7 @@ class Pipeline(_Built, Generic[T_co]):
         monitor: Monitor | None = None,
         progress: bool | TextIO = False,
         start_method: str | None = None,
+        sequential: bool = False,
     ) -> Iterator[T_co]:
         """Like ``iter(pipeline)``, with options.
 
@@ -242,12 +244,18 @@ class Pipeline(_Built, Generic[T_co]):
             start_method: how worker processes of process stages start: ``"forkserver"``
                 (the default where it exists: safe while threads run), ``"spawn"`` (the
                 default elsewhere) or ``"fork"`` (fastest, unsafe once threads run).
+            sequential: run every stage in the caller's thread, lazily chained, one
+                instance each, no threads and no buffers: for debugging (a breakpoint in a
+                stage just works). ``monitor``, ``progress`` and ``inactivity_timeout`` do
+                not apply.
 
         Raises:
             PipelineDefinitionError: a bad option, or ``progress`` without rich installed.
         """
         timeout = _check_timeout(inactivity_timeout)
         stages = _runnable(self._stages, self._item_checks)
+        if sequential:
+            return cast(Iterator[T_co], _sequential.iterate(stages))
         items = self._backend.iterate(
             stages,
             inactivity_timeout=timeout,
@@ -270,6 +278,7 @@ class RunnablePipeline(_Built, Generic[R_co]):
         monitor: Monitor | None = None,
         progress: bool | TextIO = False,
         start_method: str | None = None,
+        sequential: bool = False,
     ) -> R_co:
         """Run every stage to the end and return the sink's return value.
 
@@ -283,6 +292,10 @@ class RunnablePipeline(_Built, Generic[R_co]):
             start_method: how worker processes of process stages start: ``"forkserver"``
                 (the default where it exists: safe while threads run), ``"spawn"`` (the
                 default elsewhere) or ``"fork"`` (fastest, unsafe once threads run).
+            sequential: run every stage in the caller's thread, lazily chained, one
+                instance each, no threads and no buffers: for debugging (a breakpoint in a
+                stage just works). ``monitor``, ``progress`` and ``inactivity_timeout`` do
+                not apply.
 
         Raises:
             PipelineDefinitionError: a bad option, or ``progress`` without rich installed.
@@ -293,6 +306,8 @@ class RunnablePipeline(_Built, Generic[R_co]):
         """
         timeout = _check_timeout(inactivity_timeout)
         stages = _runnable(self._stages, self._item_checks)
+        if sequential:
+            return cast(R_co, _sequential.run(stages))
         result = self._backend.run(
             stages,
             inactivity_timeout=timeout,

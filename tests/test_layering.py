@@ -31,6 +31,7 @@ ORDER = [
     "_process",
     "_threads",
     "_runner",
+    "_sequential",
     "_builder",
     "_compat",
     "__init__",

@@ -61,10 +61,10 @@ print(peak_rss_mib() - before)
 # Items alive at once: the three buffers (4 + 4 + 4) and one item per thread (1 + 2 + 2 + 1)
 # in flight between reading and producing; plus a constant for the allocator's slack.
 BOUND_MIB = (4 + 4 + 4) + (1 + 2 + 2 + 1) + 16
-# With the copies in processes, each process stage may hold (buffer + processes + 2) items in
-# this process: its buffer, and per worker one message being decoded; the source and the
-# sink as before.
-PROCESS_BOUND_MIB = (4 + 1) + 2 * (4 + 2 + 2) + 1 + 16
+# With the copies in processes, each process stage may hold (buffer + 2 x processes) items in
+# this process: its buffer, and per worker one item being encoded into shared memory and one
+# message being decoded; the source and the sink as before.
+PROCESS_BOUND_MIB = (4 + 1) + 2 * (4 + 2 * 2) + 1 + 16
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")

@@ -388,3 +388,46 @@ def test_ctrl_c_stops_the_workers_and_prints_no_worker_traceback(tmp_path: Path)
     )
     assert result.stdout.strip() == "interrupted", result.stderr
     assert "Traceback" not in result.stderr, result.stderr
+
+
+def test_the_sequential_mode_runs_every_stage_in_the_callers_thread() -> None:
+    """sequential=True chains the generators in the caller's thread: no thread starts, the
+    result is the same, and a failure names its stage."""
+    import threading
+
+    seen: set[str] = set()
+
+    def where(xs: Iterable[int]) -> Iterator[int]:
+        for x in xs:
+            seen.add(threading.current_thread().name)
+            yield x
+
+    before = threading.active_count()
+    pipeline = Pipeline.source(ps.numbers, n=100).then(where, threads=4).then(ps.square)
+    assert pipeline.sink(ps.total).run(sequential=True) == sum(x * x for x in range(100))
+    assert list(pipeline.iter(sequential=True)) == [x * x for x in range(100)]
+    assert seen == {threading.current_thread().name}
+    assert threading.active_count() == before
+    failing = Pipeline.source(ps.numbers, n=50).then(
+        ps.marked, where="/tmp", behaviour="raise", at=3
+    )
+    with pytest.raises(ps.StageError) as info:
+        failing.then(ps.square).sink(ps.total).run(sequential=True)
+    assert note_lines(info.value) == [
+        "pipeline_executor: raised by stage 2 'marked' (then) (sequential mode)"
+    ]
+
+
+def test_the_sequential_mode_closes_every_generator(tmp_path: Path) -> None:
+    """Leaving a sequential iteration early still runs every stage's finally."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    pipeline = Pipeline.source(
+        ps.marked_source, n=100, where=str(first), behaviour="none", at=-1
+    ).then(ps.marked, where=str(second), behaviour="none", at=-1)
+    items = pipeline.iter(sequential=True)
+    assert next(items) == 0
+    assert list(first.glob("finally-*")) == []
+    items.close()  # type: ignore[attr-defined]
+    assert len(list(first.glob("finally-*"))) == len(list(second.glob("finally-*"))) == 1
