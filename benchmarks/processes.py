@@ -124,16 +124,20 @@ def small_items() -> None:
 def big_arrays() -> None:
     n, size = (10 if QUICK else 50), 40 * 10**6
     ours = best(
-        lambda: Pipeline.source(arrays, buffer=2, n=n, size=size)
-        .then(touch, processes=1, buffer=2)
-        .sink(consume)
-        .run()
+        lambda: (
+            Pipeline.source(arrays, buffer=2, n=n, size=size)
+            .then(touch, processes=1, buffer=2)
+            .sink(consume)
+            .run()
+        )
     )
     threads = best(
-        lambda: Pipeline.source(arrays, buffer=2, n=n, size=size)
-        .then(touch, buffer=2)
-        .sink(consume)
-        .run()
+        lambda: (
+            Pipeline.source(arrays, buffer=2, n=n, size=size)
+            .then(touch, buffer=2)
+            .sink(consume)
+            .run()
+        )
     )
     print(
         f"{n} numpy arrays of 40 MB through a 1-process stage: {ours / n * 1e3:.1f} ms/item "

@@ -393,7 +393,15 @@ class Supervisor:
     def snapshot(self) -> PipelineStats:
         """The statistics of the run so far (or of the whole run, once it has ended)."""
         wiring = self.wiring
-        return snapshot(self.stages, wiring.hosts, wiring.outputs, self._started_at, self._ended_at)
+        return snapshot(
+            self.stages,
+            wiring.hosts,
+            wiring.outputs,
+            self._started_at,
+            self._ended_at,
+            cpu_started=self._cpu_started,
+            cpu_ended=self._cpu_ended,
+        )
 
     def finish(self, monitor: Monitor | None) -> PipelineStats:
         """The final statistics, handed to ``monitor``; call after :meth:`shutdown`."""
