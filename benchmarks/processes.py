@@ -65,8 +65,7 @@ def arrays(n: int, size: int) -> Iterator[object]:
 
 
 def touch(xs: Iterable[object]) -> Iterator[object]:
-    for x in xs:
-        yield x
+    yield from xs
 
 
 def consume(xs: Iterable[object]) -> int:
@@ -181,10 +180,10 @@ if __name__ == "__main__":
 def first_pipeline() -> None:
     here = str(Path(__file__).resolve().parent)
     for method, target in (("fork", 20), ("forkserver", 100), ("spawn", 250)):
-        figures = []
+        figures: list[float] = []
         for body in (OURS, EXECUTOR):
             script = FIRST.format(root=str(ROOT), here=here, body=body.format(method=method))
-            runs = []
+            runs: list[float] = []
             for _ in range(REPEATS):
                 out = subprocess.run(
                     [sys.executable, "-c", script], capture_output=True, text=True, check=True

@@ -130,7 +130,7 @@ class ProcessHost:
         self._taken = 0  # items the worker's generator has pulled
         # The same count, written by the worker as it takes each item (a plain shared int,
         # no lock): what a dead worker was on.
-        self._progress: Any = ctx.RawValue("q", 0)  # type: ignore[attr-defined]
+        self._progress: Any = ctx.RawValue("q", 0)
         # What went to the worker and is not done with: (position of its first item, batch).
         self._batches: deque[tuple[int, list[object]]] = deque()
         self._sent = 0  # items passed to the worker

@@ -20,6 +20,7 @@ from pipeline_executor import (
     Monitor,
     Pipeline,
     PipelineDefinitionError,
+    RunnablePipeline,
     WorkerDiedError,
 )
 from tests import process_stages as ps
@@ -133,21 +134,22 @@ def test_every_worker_finally_runs(
 ) -> None:
     """Whatever happens, every worker that started runs its generator's finally, in the
     worker, before run() returns or raises."""
-    options = {"where": str(tmp_path), "behaviour": behaviour, "at": 20}
+    where = str(tmp_path)
+    runnable: RunnablePipeline[int] | RunnablePipeline[None]
     if position == "source":
-        p = Pipeline.source(ps.marked_source, processes=1, n=100, **options).then(
-            ps.square, threads=2
+        source = Pipeline.source(
+            ps.marked_source, processes=1, n=100, where=where, behaviour=behaviour, at=20
         )
-        runnable = p.sink(ps.total)
+        runnable = source.then(ps.square, threads=2).sink(ps.total)
     elif position == "middle":
         runnable = (
             Pipeline.source(ps.numbers, n=100)
-            .then(ps.marked, processes=processes, **options)
+            .then(ps.marked, processes=processes, where=where, behaviour=behaviour, at=20)
             .sink(ps.total)
         )
     else:
         runnable = Pipeline.source(ps.numbers, n=100).sink(
-            ps.marked_sink, processes=processes, **options
+            ps.marked_sink, processes=processes, where=where, behaviour=behaviour, at=20
         )
     if behaviour == "raise":
         with pytest.raises(ps.StageError):
