@@ -433,3 +433,36 @@ def test_the_sequential_mode_closes_every_generator(tmp_path: Path) -> None:
     assert list(first.glob("finally-*")) == []
     items.close()  # type: ignore[attr-defined]
     assert len(list(first.glob("finally-*"))) == len(list(second.glob("finally-*"))) == 1
+
+
+def test_sigterm_to_the_caller_stops_the_workers(tmp_path: Path) -> None:
+    """SIGTERM to the caller stops the pipeline: every worker's finally runs, none is left,
+    and the caller dies of SIGTERM."""
+    script = tmp_path / "sigterm.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import os, signal, sys
+            sys.path.insert(0, {str(Path(__file__).resolve().parent.parent)!r})
+            from pipeline_executor import Pipeline
+            from tests import process_stages as ps
+
+            if __name__ == "__main__":
+                pipeline = Pipeline.source(ps.numbers, n=10**9).then(
+                    ps.marked, processes=2, where={str(tmp_path)!r}, behaviour="none", at=-1
+                )
+                for i, _ in enumerate(pipeline.iter(start_method="forkserver")):
+                    if i == 1000:
+                        os.kill(os.getpid(), signal.SIGTERM)
+            """
+        )
+    )
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert result.returncode == -signal.SIGTERM, result.stderr
+    starts = sorted(p.name.split("-")[1] for p in tmp_path.glob("start-*"))
+    finals = sorted(p.name.split("-")[1] for p in tmp_path.glob("finally-*"))
+    assert starts  # a worker the stop reached before its generator began has no finally
+    assert starts == finals
+    assert not [pid for pid in starts if _alive(int(pid))]
