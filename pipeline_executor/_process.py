@@ -31,10 +31,10 @@ from ._errors import (
 )
 from ._stages import Role, StageSpec
 from ._stats import StageState
-from ._transport import Packer, PickleFailure, remove_segments, unpack
+from ._transport import Endpoint, PickleFailure
 from ._worker import BATCH, Payload, main, rebuild_exception
 
-__all__ = ["START_METHODS", "ProcessHost", "context", "run_prefix"]
+__all__ = ["START_METHODS", "ProcessHost", "context"]
 
 START_METHODS = ("fork", "forkserver", "spawn")
 
@@ -63,12 +63,12 @@ def context(start_method: str | None) -> BaseContext:
             f"start_method must be one of {', '.join(multiprocessing.get_all_start_methods())}"
             f" or None, got {start_method!r}",
         )
-    return multiprocessing.get_context(method)
-
-
-def run_prefix() -> str:
-    """A shared-memory name prefix unique to one run of this process."""
-    return f"/pe{os.getpid()}r{next(_runs)}x"
+    ctx = multiprocessing.get_context(method)
+    if method == "forkserver":
+        # The server imports this once, so that each worker it forks starts with it.
+        preload: Any = getattr(ctx, "set_forkserver_preload")  # noqa: B009 - per-context method
+        preload(["pipeline_executor._worker"])
+    return ctx
 
 
 class _RemoteTraceback(Exception):
@@ -102,7 +102,6 @@ class ProcessHost:
         receiver: Receiver[object] | None,
         sender: Sender[object] | None,
         ctx: BaseContext,
-        prefix: str,
     ) -> None:
         self.stage = stage
         self.name = f"pipeline-{stage.name}-{index}"
@@ -115,11 +114,10 @@ class ProcessHost:
                 end.meter = self.meter
         self._supervisor = supervisor
         self._ctx = ctx
-        self._prefix = prefix
-        self._packer = Packer(f"{prefix}{index}p")
         self._process: Any = None
         # multiprocessing's Connection types differ per platform: typed loosely here.
         self._conn: Any = None
+        self._endpoint: Endpoint | None = None
         self._control: Any = None
         self._status: Any = None
         self._status_lock = threading.Lock()
@@ -177,7 +175,6 @@ class ProcessHost:
                 control_r,
                 status_w,
                 payload,
-                f"{self._prefix}w",
                 inherited,
                 self._progress,
             ),
@@ -191,6 +188,7 @@ class ProcessHost:
             for end in (child_conn, control_r, status_w):
                 end.close()
         self._conn, self._control, self._status = conn, control_w, status_r
+        self._endpoint = Endpoint(conn)
         self.thread.start()
 
     def started(self) -> bool:
@@ -300,8 +298,8 @@ class ProcessHost:
                 self._feed()
             elif kind == "out":
                 assert sender is not None
-                self._done_with(message[2] - 1)
-                items = unpack(self._receive_data(), message[1])
+                self._done_with(message[1] - 1)
+                items = self._receive_batch(message)
                 publish = sender.publish
                 for item in items:
                     publish(item)
@@ -331,7 +329,7 @@ class ProcessHost:
             self._send(("end",))
             return
         try:
-            data, segments = self._packer.pack(batch)
+            self._send_batch(batch)
         except PickleFailure as failure:
             position = self._sent + failure.index + 1
             raise ItemPickleError(
@@ -339,8 +337,6 @@ class ProcessHost:
             ) from failure.error
         self._batches.append((self._sent + 1, batch))
         self._sent += len(batch)
-        self._send(("items", segments))
-        self._send_data(data)
 
     def _done_with(self, taken: int) -> None:
         """The worker's generator has pulled ``taken`` items and is done with all before the
@@ -355,26 +351,27 @@ class ProcessHost:
                 batches.popleft()
 
     def _send(self, message: tuple[Any, ...]) -> None:
-        assert self._conn is not None
+        assert self._endpoint is not None
         try:
-            self._conn.send(message)
+            self._endpoint.send(message)
         except (BrokenPipeError, ConnectionResetError, EOFError):
             # The worker has ended: what it sent before (its "done", say) is still to be
             # read, and the end of the pipe after it tells a death.
             pass
 
-    def _send_data(self, data: bytes) -> None:
+    def _send_batch(self, batch: list[object]) -> None:
+        assert self._endpoint is not None
         try:
-            self._conn.send_bytes(data)
+            self._endpoint.send_batch(("items",), batch)
         except (BrokenPipeError, ConnectionResetError, EOFError):
             pass  # as in _send
 
-    def _receive_data(self) -> bytes:
+    def _receive_batch(self, message: tuple[Any, ...]) -> list[object]:
+        assert self._endpoint is not None
         try:
-            data: bytes = self._conn.recv_bytes()
+            return self._endpoint.receive_batch(message)
         except (EOFError, OSError):
             raise self._died() from None
-        return data
 
     def _receive(self) -> tuple[Any, ...]:
         """The worker's next message, waiting also for a stop."""
@@ -385,29 +382,28 @@ class ProcessHost:
                 raise Cancelled
             ready = wait([conn, self._wake_r])
             if conn in ready:
+                assert self._endpoint is not None
                 try:
-                    message: tuple[Any, ...] = conn.recv()
+                    return self._endpoint.receive()
                 except (EOFError, OSError):
                     raise self._died() from None
-                return message
             os.read(self._wake_r, 1)
 
     def _stop_worker(self) -> StageState:
         """We are stopping: tell the worker, drop what it still sends, and see how it ends."""
         self._tell(b"s")
-        conn = self._conn
-        if conn is None:
+        endpoint = self._endpoint
+        if endpoint is None:
             return StageState.CANCELLED
         while True:
             try:
-                message = conn.recv()
+                message = endpoint.receive()
+                kind = message[0]
+                if kind == "out":
+                    endpoint.receive_batch(message)  # dropped: the stage is stopping
             except (EOFError, OSError):  # it exited (or was killed after the grace period)
                 return StageState.CANCELLED
-            kind = message[0]
-            if kind == "out":
-                conn.recv_bytes()
-                remove_names(name for name, _ in message[1])
-            elif kind in ("done", "stopped"):
+            if kind in ("done", "stopped"):
                 return StageState.CANCELLED
             elif kind == "error":
                 exc = self._rebuild(message[1], message[2])
@@ -443,6 +439,8 @@ class ProcessHost:
             process.join()
             if self._cpu is None:
                 self._cpu = self.cpu()
+        if self._endpoint is not None:
+            self._endpoint.close()
         for end in (self._conn, self._control, self._status):
             if end is not None:
                 _PARENT_FDS.discard(end.fileno())
@@ -452,15 +450,3 @@ class ProcessHost:
             os.close(fd)
         self.meter.ended = time.perf_counter()
         self._supervisor.finished(self, outcome)
-
-
-def remove_names(names: Any) -> None:
-    """Forget segments that will never be read."""
-    from ._transport import remove_names as remove
-
-    remove(names)
-
-
-def cleanup_run(prefix: str) -> None:
-    """After a run: remove shared-memory segments nobody received."""
-    remove_segments(prefix)

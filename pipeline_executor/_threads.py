@@ -22,7 +22,7 @@ from typing import cast
 from ._channel import Activity, Channel, Meter, Receiver, Sender
 from ._diagnose import location
 from ._errors import Cancelled
-from ._process import ProcessHost, cleanup_run, context, run_prefix
+from ._process import ProcessHost, context
 from ._stages import StageSpec
 from ._stats import StageState
 from ._supervise import Host, RunOptions, Supervisor, Wiring
@@ -171,7 +171,6 @@ class LocalEngine:
         outputs: dict[int, Channel[object]] = {}
         hosts: list[Host] = []
         ctx = context(options.start_method) if any(s.processes for s in stages) else None
-        prefix = run_prefix()
         receivers: list[Receiver[object]] = []
         for index, stage in enumerate(stages):
             inputs = receivers
@@ -189,15 +188,9 @@ class LocalEngine:
                 sender = out.senders[i] if out is not None else None
                 if stage.processes:
                     assert ctx is not None
-                    hosts.append(
-                        ProcessHost(
-                            supervisor, stage, i, receiver, sender, ctx, f"{prefix}s{index}"
-                        )
-                    )
+                    hosts.append(ProcessHost(supervisor, stage, i, receiver, sender, ctx))
                 else:
                     hosts.append(ThreadHost(supervisor, stage, i, receiver, sender))
-        if ctx is not None:
-            supervisor.on_end(lambda: cleanup_run(prefix))
         # Worker processes start before any thread of the run: a process forked while one of
         # our threads holds a lock (the import lock, say) would inherit it held, forever.
         hosts.sort(key=lambda host: not isinstance(host, ProcessHost))

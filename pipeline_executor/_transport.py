@@ -1,14 +1,18 @@
-"""How items cross between processes: pickled in batches, large buffers through shared memory.
+"""How items cross between processes: pickled in batches, large buffers in shared memory.
 
-A batch is pickled with protocol 5. Buffers that pickle out of band (numpy arrays, ``bytes``
-views, ``PickleBuffer``) of at least :data:`SHARED_AT` bytes are copied once into a shared
-memory segment of their own instead of into the pickle; the receiver maps the segment, removes
-its name at once, and rebuilds the object on the mapping itself, without a copy. A segment is
-never reused, so an object built on one stays valid for as long as anyone holds it; the memory
-is freed when the last view of it goes. Segments are named ``<prefix><n>``: the run's prefix
-lets the parent remove, after the run, any segment whose message was never read (a stop with
-items in flight), so none outlives its pipeline. Where POSIX shared memory is missing,
-everything travels inside the pickle.
+Each side of a worker's pipe is an :class:`Endpoint`. A batch is pickled with protocol 5;
+buffers that pickle out of band (numpy arrays, ``bytearray``, ``PickleBuffer``) of at least
+:data:`SHARED_AT` bytes are copied once into a shared-memory segment of the sender's
+:class:`_Arena` instead of into the pickle, and the receiver rebuilds the object on a mapping
+of that segment, without a copy. A buffer that already lies in a segment the peer sent (a
+worker passing on the array it was given) goes back as a reference to it: no copy at all.
+
+Safety by construction: a segment is reused only once every view of it is gone. The receiver
+maps a segment afresh for each object it rebuilds and watches that mapping; when the last view
+dies, it tells the sender with its next message, and only then does the sender write into the
+segment again. Segments are anonymous memory (``memfd_create``) passed as file descriptors over
+the pipe, so none can outlive the processes that map it, whatever happens to them. Where
+``memfd_create`` is missing (not Linux), everything travels inside the pickle.
 
 Functions, and items the standard pickler refuses (lambdas, local classes), go through
 cloudpickle.
@@ -16,26 +20,25 @@ cloudpickle.
 
 from __future__ import annotations
 
-import contextlib
-import itertools
+import ctypes
 import mmap
 import os
 import pickle
-from collections.abc import Iterable
+import socket
+import threading
+import weakref
+from collections import deque
+from multiprocessing.reduction import recvfds, sendfds
 from typing import Any
 
-_posixshmem: Any
-try:
-    import _posixshmem  # type: ignore[import-not-found, no-redef]  # CPython's shm_open
-except ImportError:  # pragma: no cover - not POSIX
-    _posixshmem = None
-
-__all__ = ["SHARED_AT", "Packer", "PickleFailure", "remove_segments", "unpack"]
+__all__ = ["SHARED_AT", "Endpoint", "PickleFailure"]
 
 SHARED_AT = 1 << 20
 """Out-of-band buffers this large (bytes) or larger cross through shared memory."""
 
-_SHM_DIR = "/dev/shm"
+_SHARED = hasattr(os, "memfd_create")
+_GRAIN = 1 << 20  # segment sizes are rounded up to this, so that near sizes share segments
+_KEEP_FREE = 8  # free segments an arena keeps for reuse; more are given back to the system
 
 
 class PickleFailure(Exception):
@@ -48,40 +51,222 @@ class PickleFailure(Exception):
         self.error = error
 
 
-class Packer:
-    """Pickles batches for one sender, putting large buffers into shared memory segments."""
+class _Segment:
+    __slots__ = ("fd", "id", "lent", "mapping", "sent", "size")
 
-    def __init__(self, prefix: str) -> None:
-        self._prefix = prefix
-        self._numbers = itertools.count()
+    def __init__(self, segment_id: int, size: int) -> None:
+        self.id = segment_id
+        self.size = size
+        self.fd = os.memfd_create(f"pipeline-{segment_id}", os.MFD_CLOEXEC)
+        os.ftruncate(self.fd, size)
+        self.mapping = mmap.mmap(self.fd, size)  # ours, to write into; never exported
+        self.lent = 0  # views of it alive elsewhere (the peer's, and ours of it come back)
+        self.sent = False  # whether the peer has its file descriptor
 
-    def pack(self, items: list[Any]) -> tuple[bytes, list[tuple[str, int]]]:
-        """``items`` as a pickle and the segments (name, size) that carry its large buffers.
+    def close(self) -> None:
+        self.mapping.close()
+        os.close(self.fd)
+
+
+class _Arena:
+    """The segments one sender writes items into, each reused once no view of it is left."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # views die, and are counted back, in any thread
+        self._segments: dict[int, _Segment] = {}
+        self._free: list[_Segment] = []
+        self._next_id = 0
+
+    def lend(self, size: int) -> _Segment:
+        with self._lock:
+            fits = [s for s in self._free if s.size >= size]
+            if fits:
+                segment = min(fits, key=lambda s: s.size)
+                self._free.remove(segment)
+            else:
+                self._next_id += 1
+                segment = _Segment(self._next_id, -(-size // _GRAIN) * _GRAIN)
+                self._segments[segment.id] = segment
+            segment.lent += 1
+            return segment
+
+    def get(self, segment_id: int) -> _Segment:
+        return self._segments[segment_id]
+
+    def add_view(self, segment: _Segment) -> None:
+        with self._lock:
+            segment.lent += 1
+
+    def release(self, segment_id: int) -> None:
+        """One view of the segment died (here, or at the peer, who said so)."""
+        with self._lock:
+            segment = self._segments.get(segment_id)
+            if segment is None:
+                return
+            segment.lent -= 1
+            if segment.lent == 0:
+                if len(self._free) < _KEEP_FREE:
+                    self._free.append(segment)
+                else:
+                    del self._segments[segment_id]
+                    segment.close()
+
+    def close(self) -> None:
+        """Give every segment's descriptor and our mapping back; the memory lives on in the
+        mappings of objects still alive (a segment's memory goes with its last mapping)."""
+        with self._lock:
+            segments, self._segments, self._free = self._segments, {}, []
+        for segment in segments.values():
+            segment.close()
+
+
+def _address(view: memoryview) -> int | None:
+    """Where a writable buffer's memory starts (``None`` for a read-only one)."""
+    if view.readonly:
+        return None
+    probe = ctypes.c_char.from_buffer(view)
+    try:
+        return ctypes.addressof(probe)
+    finally:
+        del probe  # release the export at once
+
+
+class Endpoint:
+    """One side of a worker's pipe: sends and receives batches, and messages that carry
+    the ids of the peer's segments whose last view here has died."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+        self._sock = socket.socket(fileno=os.dup(conn.fileno())) if _SHARED else None
+        self._arena = _Arena()
+        self._peer_fds: dict[int, int] = {}  # the peer's segment id -> our descriptor of it
+        # The peer's segments mapped here, by id: (start address, size, the mapping).
+        self._mapped: dict[int, tuple[int, int, weakref.ref[mmap.mmap]]] = {}
+        self._mapped_lock = threading.Lock()
+        self._released: deque[int] = deque()  # the peer's segments to tell it about
+
+    # -- messages ------------------------------------------------------------------------
+
+    def send(self, message: tuple[Any, ...]) -> None:
+        """Send ``message``, with the ids of the peer's segments we no longer see."""
+        released = self._take_released()
+        self._conn.send((*message, released))
+
+    def receive(self) -> tuple[Any, ...]:
+        """The peer's next message (without the releases, which are applied here).
+
+        Raises:
+            EOFError, OSError: the peer is gone.
+        """
+        message: tuple[Any, ...] = self._conn.recv()
+        for segment_id in message[-1]:
+            self._arena.release(segment_id)
+        return message[:-1]
+
+    def _take_released(self) -> list[int]:
+        released: list[int] = []
+        while True:
+            try:
+                released.append(self._released.popleft())
+            except IndexError:
+                return released
+
+    # -- batches -------------------------------------------------------------------------
+
+    def send_batch(self, header: tuple[Any, ...], items: list[Any]) -> None:
+        """Send ``header`` and the batch ``items`` after it.
 
         Raises:
             PickleFailure: naming the first item that does not pickle.
         """
-        segments: list[tuple[str, int]] = []
-        callback = self._to_segment(segments) if _posixshmem is not None else None
-        try:
-            return pickle.dumps(items, protocol=5, buffer_callback=callback), segments
-        except Exception:  # the standard pickler refused something: try cloudpickle
-            remove_names(name for name, _ in segments)
-            segments.clear()
-        import cloudpickle
+        data, placed, lent = self._pickle(items, cloud=False)
+        if data is None:  # the standard pickler refused something: cloudpickle may not
+            data, placed, lent = self._pickle(items, cloud=True)
+            if data is None:
+                raise _failure(items)
+        descriptors: list[tuple[str, int, int, int]] = []
+        new: list[_Segment] = []
+        for (where, segment_id, offset, size), segment in _with_segments(placed, lent):
+            if segment is not None and not segment.sent:
+                where = "new"  # the peer gets its descriptor with this message
+                new.append(segment)
+            descriptors.append((where, segment_id, offset, size))
+        self.send((*header, descriptors, len(new)))
+        if new:
+            assert self._sock is not None
+            sendfds(self._sock, [segment.fd for segment in new])
+            for segment in new:
+                segment.sent = True
+        self._conn.send_bytes(data)
 
+    def _pickle(
+        self, items: list[Any], *, cloud: bool
+    ) -> tuple[bytes | None, list[tuple[str, int, int, int]], list[_Segment]]:
+        """The pickle, where its large buffers went, and the segments lent for them; no
+        pickle (and nothing lent) when the pickler refused an item."""
+        placed: list[tuple[str, int, int, int]] = []  # (where, segment id, offset, size)
+        lent: list[_Segment] = []
+        callback = self._placer(placed, lent) if _SHARED else None
         try:
-            return cloudpickle.dumps(items, protocol=5, buffer_callback=callback), segments
+            if cloud:
+                import cloudpickle
+
+                return cloudpickle.dumps(items, protocol=5, buffer_callback=callback), placed, lent
+            return pickle.dumps(items, protocol=5, buffer_callback=callback), placed, lent
         except Exception:
-            remove_names(name for name, _ in segments)
-        for index, item in enumerate(items):
-            try:
-                cloudpickle.dumps(item)
-            except Exception as exc:
-                raise PickleFailure(index, item, exc) from None
-        raise AssertionError("a batch that failed to pickle has no failing item")
+            for segment in lent:
+                self._arena.release(segment.id)
+            return None, [], []
 
-    def _to_segment(self, segments: list[tuple[str, int]]) -> Any:
+    def receive_batch(self, message: tuple[Any, ...]) -> list[Any]:
+        """The batch that follows ``message`` (a batch's header, as :meth:`receive` gave it),
+        rebuilt on its segments in place.
+
+        Raises:
+            EOFError, OSError: the peer is gone.
+        """
+        placed: list[tuple[str, int, int, int]] = message[-2]
+        count: int = message[-1]
+        if count:
+            assert self._sock is not None
+            fds = recvfds(self._sock, count)
+            new = [p for p in placed if p[0] == "new"]
+            for (_, segment_id, _, _), fd in zip(new, fds, strict=True):
+                old = self._peer_fds.pop(segment_id, None)
+                if old is not None:
+                    os.close(old)
+                self._peer_fds[segment_id] = fd
+        data: bytes = self._conn.recv_bytes()
+        buffers = [self._view(*p) for p in placed]
+        items: list[Any] = pickle.loads(data, buffers=buffers)
+        return items
+
+    def _view(self, where: str, segment_id: int, offset: int, size: int) -> memoryview:
+        """A view of a segment's bytes on a fresh mapping, watched until its last view dies."""
+        if where == "back":  # one of ours, passed back to us
+            segment = self._arena.get(segment_id)
+            mapping = mmap.mmap(segment.fd, segment.size)
+            self._arena.add_view(segment)
+            weakref.finalize(mapping, self._arena.release, segment_id).atexit = False
+        else:
+            fd = self._peer_fds[segment_id]
+            mapping = mmap.mmap(fd, offset + size)
+            start = _address(memoryview(mapping))
+            assert start is not None
+            with self._mapped_lock:
+                self._mapped[segment_id] = (start, offset + size, weakref.ref(mapping))
+            weakref.finalize(mapping, self._gone, segment_id).atexit = False
+        return memoryview(mapping)[offset : offset + size]
+
+    def _gone(self, segment_id: int) -> None:
+        # A view of the peer's segment died (in any thread): tell the peer with our next
+        # message. (A segment is mapped here at most once at a time: the peer reuses it only
+        # after we said so.)
+        with self._mapped_lock:
+            self._mapped.pop(segment_id, None)
+        self._released.append(segment_id)
+
+    def _placer(self, placed: list[tuple[str, int, int, int]], lent: list[_Segment]) -> Any:
         def callback(buffer: pickle.PickleBuffer) -> bool:
             try:
                 raw = buffer.raw()
@@ -90,53 +275,54 @@ class Packer:
             size = raw.nbytes
             if size < SHARED_AT:
                 return True
-            name = f"{self._prefix}{next(self._numbers)}"
-            fd = _posixshmem.shm_open(name, os.O_CREAT | os.O_EXCL | os.O_RDWR, mode=0o600)
-            try:
-                os.ftruncate(fd, size)
-                with mmap.mmap(fd, size) as mapping:
-                    mapping[:] = raw  # the one copy
-            finally:
-                os.close(fd)
-            segments.append((name, size))
+            back = self._peer_segment_of(raw)
+            if back is not None:
+                placed.append(("back", *back, size))
+                return False
+            segment = self._arena.lend(size)
+            lent.append(segment)
+            segment.mapping[:size] = raw  # the one copy
+            placed.append(("known", segment.id, 0, size))
             return False
 
         return callback
 
+    def _peer_segment_of(self, raw: memoryview) -> tuple[int, int] | None:
+        """(segment id, offset) when ``raw`` lies in a segment of the peer's mapped here."""
+        start = _address(raw)
+        if start is None:
+            return None
+        with self._mapped_lock:
+            for segment_id, (base, size, ref) in self._mapped.items():
+                if base <= start and start + raw.nbytes <= base + size and ref() is not None:
+                    return segment_id, start - base
+        return None
 
-def unpack(data: bytes, segments: list[tuple[str, int]]) -> Any:
-    """The batch :meth:`Packer.pack` made, built on its segments in place."""
-    if not segments:
-        return pickle.loads(data)
-    buffers: list[memoryview] = []
-    try:
-        for name, size in segments:
-            fd = _posixshmem.shm_open(name, os.O_RDWR, mode=0o600)
-            try:
-                mapping = mmap.mmap(fd, size)
-            finally:
-                os.close(fd)
-                _posixshmem.shm_unlink(name)  # the mapping lives on while it is used
-            buffers.append(memoryview(mapping))
-    except BaseException:
-        remove_names(name for name, _ in segments)
-        raise
-    return pickle.loads(data, buffers=buffers)
-
-
-def remove_names(names: Iterable[str]) -> None:
-    """Remove these segments' names (their memory goes once nobody maps them)."""
-    if _posixshmem is None:  # pragma: no cover - not POSIX
-        return
-    for name in names:
-        with contextlib.suppress(FileNotFoundError):
-            _posixshmem.shm_unlink(name)
+    def close(self) -> None:
+        """Give back every descriptor; objects built on segments stay valid."""
+        self._arena.close()
+        for fd in self._peer_fds.values():
+            os.close(fd)
+        self._peer_fds.clear()
+        if self._sock is not None:
+            self._sock.close()
 
 
-def remove_segments(prefix: str) -> None:
-    """Remove every segment named with ``prefix`` that nobody received (Linux lists them)."""
-    try:
-        leftovers = [n for n in os.listdir(_SHM_DIR) if n.startswith(prefix.lstrip("/"))]
-    except OSError:  # pragma: no cover - no /dev/shm
-        return
-    remove_names("/" + name for name in leftovers)
+def _with_segments(
+    placed: list[tuple[str, int, int, int]], lent: list[_Segment]
+) -> list[tuple[tuple[str, int, int, int], _Segment | None]]:
+    """Each placement with the segment lent for it (``None`` for one passed back)."""
+    segments = iter(lent)
+    return [(p, next(segments) if p[0] == "known" else None) for p in placed]
+
+
+def _failure(items: list[Any]) -> PickleFailure:
+    """Which item of a batch that does not pickle is to blame."""
+    import cloudpickle
+
+    for index, item in enumerate(items):
+        try:
+            cloudpickle.dumps(item)
+        except Exception as exc:
+            return PickleFailure(index, item, exc)
+    return PickleFailure(0, items, TypeError("the batch does not pickle"))

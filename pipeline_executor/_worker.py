@@ -6,13 +6,13 @@ a credit for a slot of the stage's output buffer, so the buffer bounds stay exac
 boundary. Outputs go back in batches, flushed when a batch is full, when the worker is about to
 wait, or when the oldest has waited :data:`LINGER` seconds.
 
-Messages, parent -> worker: ``("items", segments)``, ``("end",)``, ``("credit", n)``.
-Worker -> parent: ``("need", taken)``, ``("out", segments, taken)``,
+Messages, parent -> worker: ``("items", ...)``, ``("end",)``, ``("credit", n)``.
+Worker -> parent: ``("need", taken)``, ``("out", taken, ...)``,
 ``("done", taken, cpu, result)``, ``("stopped", taken, cpu)``,
-``("error", exc, traceback, stopping, taken, cpu)``. ``items`` and ``out`` are followed by
-the pickled batch as a message of raw bytes (sent apart, so it is not copied once more into
-the message). ``taken`` counts the items the generator
-has pulled, so that the parent frees their slots upstream only once they are done with.
+``("error", exc, traceback, stopping, taken, cpu)``. A batch (``items``, ``out``) travels as
+``_transport.Endpoint`` sends it: where its large buffers are, then the batch. ``taken``
+counts the items the generator has pulled, so that the parent frees their slots upstream
+only once they are done with.
 
 A second pipe, the control pipe, is watched by a thread: ``b"s"`` asks the worker to stop at
 its next item (its input then raises the cancellation, and its generator is closed here, so its
@@ -35,7 +35,7 @@ from typing import Any, cast
 
 from ._diagnose import location
 from ._errors import Cancelled, ItemPickleError, RemoteStageError, raised_while_cancelled
-from ._transport import Packer, PickleFailure, unpack
+from ._transport import Endpoint, PickleFailure
 
 __all__ = ["BATCH", "LINGER", "Payload", "main", "rebuild_exception"]
 
@@ -76,7 +76,6 @@ class _Worker:
         conn: Connection,
         control: Connection,
         status: Connection,
-        prefix: str,
         title: str,
         progress: Any,
     ) -> None:
@@ -84,7 +83,7 @@ class _Worker:
         self.conn = conn
         self.control = control
         self.status = status
-        self.packer = Packer(prefix)
+        self.endpoint = Endpoint(conn)
         self.main_ident = threading.get_ident()
         self.stop_requested = False
         self.wake_r, self.wake_w = os.pipe()
@@ -123,15 +122,13 @@ class _Worker:
                 raise _Stop
             ready = wait([self.conn, self.wake_r])
             if self.conn in ready:
-                message: tuple[Any, ...] = self.conn.recv()
-                return message
+                return self.endpoint.receive()
             os.read(self.wake_r, 1)
 
     def handle(self, message: tuple[Any, ...]) -> None:
         kind = message[0]
         if kind == "items":
-            data = self.conn.recv_bytes()
-            self.inbox.extend(unpack(data, message[1]))
+            self.inbox.extend(self.endpoint.receive_batch(message))
         elif kind == "end":
             self.input_ended = True
         elif kind == "credit":
@@ -142,7 +139,7 @@ class _Worker:
             batch = self.pending.copy()
             self.pending.clear()  # the same list: the main loop holds it
             try:
-                data, segments = self.packer.pack(batch)
+                self.endpoint.send_batch(("out", self.taken), batch)
             except PickleFailure as failure:
                 raise ItemPickleError(
                     self.label,
@@ -153,8 +150,6 @@ class _Worker:
                     failure.error,
                 ) from failure.error
             self.sent += len(batch)
-            self.conn.send(("out", segments, self.taken))
-            self.conn.send_bytes(data)
 
     # -- the generator's input -----------------------------------------------------------
 
@@ -168,7 +163,7 @@ class _Worker:
                 if self.input_ended:
                     raise StopIteration
                 self.flush()
-                self.conn.send(("need", self.taken))
+                self.endpoint.send(("need", self.taken))
                 while not self.inbox and not self.input_ended:
                     self.handle(self.receive())
         except _Stop:
@@ -202,7 +197,6 @@ def main(
     control: Connection,
     status: Connection,
     payload: Payload,
-    prefix: str,
     close_fds: tuple[int, ...],
     progress: Any,
 ) -> None:
@@ -216,7 +210,7 @@ def main(
     what: tuple[Any, ...] = cast("tuple[Any, ...]", payload.obj)
     fn, args, kwargs, takes_input, has_output, single, label, name = what
     title = f"worker process {name} (pid {os.getpid()})"
-    worker = _Worker(conn, control, status, prefix, title, progress)
+    worker = _Worker(conn, control, status, title, progress)
     worker.label = label
     threading.Thread(target=worker.watch_control, name="pipeline-control", daemon=True).start()
     stopping = False
@@ -228,7 +222,7 @@ def main(
             if not has_output:
                 value: object = result if single else None
                 del result
-                conn.send(("done", worker.taken, time.process_time(), value))
+                worker.endpoint.send(("done", worker.taken, time.process_time(), value))
                 return
             iterator = iter(cast("Iterable[object]", result))
             del result
@@ -253,7 +247,7 @@ def main(
         except (Cancelled, _Stop):
             stopping = True
             _close(iterator)
-            conn.send(("stopped", worker.taken, time.process_time()))
+            worker.endpoint.send(("stopped", worker.taken, time.process_time()))
             return
         except BaseException as exc:
             stopping = raised_while_cancelled(exc) or worker.cancelled
@@ -262,10 +256,10 @@ def main(
             _close(iterator)
         finally:
             iterator = None
-        conn.send(("done", worker.taken, time.process_time(), None))
+        worker.endpoint.send(("done", worker.taken, time.process_time(), None))
     except BaseException as exc:
         try:
-            _send_error(conn, exc, stopping or raised_while_cancelled(exc), worker)
+            _send_error(exc, stopping or raised_while_cancelled(exc), worker)
         except OSError:  # the parent is gone: nobody to tell, and nothing to print
             os._exit(1)
     finally:
@@ -278,7 +272,7 @@ def _close(iterator: object) -> None:
         close()
 
 
-def _send_error(conn: Connection, exc: BaseException, stopping: bool, worker: _Worker) -> None:
+def _send_error(exc: BaseException, stopping: bool, worker: _Worker) -> None:
     import cloudpickle
 
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
@@ -291,7 +285,7 @@ def _send_error(conn: Connection, exc: BaseException, stopping: bool, worker: _W
         name = f"{type(exc).__module__}.{type(exc).__qualname__}"
         error = RemoteStageError(name, str(exc), text)
         data = cloudpickle.dumps((RemoteStageError, error.args, error.__dict__))
-    conn.send(("error", data, text, stopping, worker.taken, time.process_time()))
+    worker.endpoint.send(("error", data, text, stopping, worker.taken, time.process_time()))
 
 
 def rebuild_exception(data: bytes) -> BaseException:

@@ -9,8 +9,9 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -289,17 +290,48 @@ def test_the_buffer_bound_holds_across_the_process_boundary() -> None:
     assert worst <= bound
 
 
+def _shared_segments() -> int:
+    """Shared-memory segments this process has open (Linux)."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            count += "memfd:pipeline-" in os.readlink(f"/proc/self/fd/{fd}")
+        except FileNotFoundError:  # the listing's own descriptor, closed by now
+            pass
+    return count
+
+
 @pytest.mark.parametrize("method", ["fork", "forkserver"])
-def test_large_arrays_cross_through_shared_memory_intact(method: str) -> None:
-    """Large numpy arrays arrive intact (through shared memory), and no segment is left."""
+@pytest.mark.parametrize("stage", [ps.touch_arrays, ps.bump_in_place])
+def test_large_arrays_cross_through_shared_memory_intact(
+    method: str, stage: Callable[[Iterable[object]], Iterator[object]]
+) -> None:
+    """Large numpy arrays cross through reused shared memory, new ones and ones passed back
+    in place; arrays kept to the end are intact (a segment is reused only once every view of
+    it is gone), and no segment stays open after the run."""
     pytest.importorskip("numpy")
     size = 3 << 20
-    pipeline = Pipeline.source(ps.arrays, n=6, size=size).then(ps.touch_arrays, processes=1)
-    kept = list(pipeline.iter(start_method=method))
-    assert [int(a[0]) for a in kept] == [(i % 256) + 1 for i in range(6)]  # type: ignore[index]
-    assert all(int(a[-1]) == int(a[0]) for a in kept)  # type: ignore[index]
-    leftovers = [n for n in os.listdir("/dev/shm") if n.startswith(f"pe{os.getpid()}r")]
-    assert leftovers == []
+    pipeline = Pipeline.source(ps.arrays, buffer=2, n=30, size=size).then(
+        stage, processes=1, buffer=2
+    )
+    kept: list[tuple[int, Any]] = []
+    for i, item in enumerate(pipeline.iter(start_method=method)):
+        array: Any = item
+        expected = (i % 256) + (1 if stage is ps.touch_arrays else 0)
+        assert int(array[0]) == expected
+        if i % 3 == 0:
+            kept.append((i, array))
+        del item, array  # each array's mapping holds a descriptor of its segment
+    _check_kept(kept, in_place=stage is ps.bump_in_place)
+    del kept
+    assert _shared_segments() == 0
+
+
+def _check_kept(kept: list[tuple[int, Any]], *, in_place: bool) -> None:
+    for i, array in kept:
+        base = (i % 256) + (0 if in_place else 1)
+        assert int(array[0]) == base == int(array[-1])
+        assert int(array[1]) == base + (1 if in_place else 0)
 
 
 def test_no_worker_outlives_a_caller_killed_with_sigkill(tmp_path: Path) -> None:
