@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -21,7 +22,6 @@ from pipeline_executor import (
     Monitor,
     Pipeline,
     PipelineDefinitionError,
-    RunnablePipeline,
     WorkerDiedError,
 )
 from tests import process_stages as ps
@@ -127,36 +127,63 @@ def test_keyboard_interrupt_and_system_exit_in_a_worker_reach_the_caller(behavio
         list(pipeline.iter(start_method="fork"))
 
 
-@pytest.mark.parametrize("position", ["source", "middle", "sink"])
-@pytest.mark.parametrize("behaviour", ["raise", "return_early", "none"])
+RAISES: dict[str, type[BaseException]] = {
+    "raise": ps.StageError,
+    "ki": KeyboardInterrupt,
+    "exit": SystemExit,
+}
+
+
+MATRIX = [
+    (position, consumption)
+    for position in ("source", "middle", "sink")
+    for consumption in ("run", "loop", "break")
+    if position != "sink" or consumption == "run"  # a sink is consumed by run() only
+]
+
+
+@pytest.mark.parametrize(("position", "consumption"), MATRIX)
+@pytest.mark.parametrize("behaviour", ["raise", "return_early", "none", "ki", "exit"])
 @pytest.mark.parametrize("processes", [1, 2])
-def test_every_worker_finally_runs(
-    tmp_path: Path, position: str, behaviour: str, processes: int
+def test_failure_matrix(
+    tmp_path: Path, consumption: str, position: str, behaviour: str, processes: int
 ) -> None:
-    """Whatever happens, every worker that started runs its generator's finally, in the
-    worker, before run() returns or raises."""
+    """The failure matrix on process stages: each way a stage in a worker ends, at each
+    position, consumed each way, gives the exception it raised (after a ``break`` it may come
+    first, or be dropped with the rest of the run), and every worker that started runs its
+    generator's finally, in the worker, before the caller gets control back."""
     where = str(tmp_path)
-    runnable: RunnablePipeline[int] | RunnablePipeline[None]
     if position == "source":
-        source = Pipeline.source(
+        pipeline: Pipeline[int] = Pipeline.source(
             ps.marked_source, processes=1, n=100, where=where, behaviour=behaviour, at=20
-        )
-        runnable = source.then(ps.square, threads=2).sink(ps.total)
-    elif position == "middle":
-        runnable = (
-            Pipeline.source(ps.numbers, n=100)
-            .then(ps.marked, processes=processes, where=where, behaviour=behaviour, at=20)
-            .sink(ps.total)
-        )
+        ).then(ps.square, threads=2)
     else:
-        runnable = Pipeline.source(ps.numbers, n=100).sink(
-            ps.marked_sink, processes=processes, where=where, behaviour=behaviour, at=20
+        pipeline = Pipeline.source(ps.numbers, n=100)
+    if position == "middle":
+        pipeline = pipeline.then(
+            ps.marked, processes=processes, where=where, behaviour=behaviour, at=20
         )
-    if behaviour == "raise":
-        with pytest.raises(ps.StageError):
-            runnable.run(start_method="fork")
+    expected = RAISES.get(behaviour)
+
+    def consume() -> None:
+        if position == "sink":
+            pipeline.sink(ps.marked_sink, processes=processes, **consts).run(start_method="fork")
+        elif consumption == "run":
+            pipeline.sink(ps.total).run(start_method="fork")
+        elif consumption == "loop":
+            for _ in pipeline.iter(start_method="fork"):
+                pass
+        else:
+            _take(pipeline.iter(start_method="fork"), 5)
+
+    if expected is None:
+        consume()
+    elif consumption == "break":  # the failure may race the break
+        with contextlib.suppress(expected):
+            consume()
     else:
-        runnable.run(start_method="fork")
+        with pytest.raises(expected):
+            consume()
     starts = sorted(p.name.split("-")[1] for p in tmp_path.glob("start-*"))
     finals = sorted(p.name.split("-")[1] for p in tmp_path.glob("finally-*"))
     assert starts
