@@ -167,7 +167,9 @@ def test_failure_matrix(
 
     def consume() -> None:
         if position == "sink":
-            pipeline.sink(ps.marked_sink, processes=processes, **consts).run(start_method="fork")
+            pipeline.sink(
+                ps.marked_sink, processes=processes, where=where, behaviour=behaviour, at=20
+            ).run(start_method="fork")
         elif consumption == "run":
             pipeline.sink(ps.total).run(start_method="fork")
         elif consumption == "loop":
