@@ -122,6 +122,7 @@ def snapshot(
                 buffer=out.statistics() if out is not None else None,
                 threadable=_threadable(stage),
                 expected=stage.length,
+                processes=stage.processes,
             )
         )
     return PipelineStats(

@@ -69,7 +69,7 @@ class StageStats:
         position: 1 for the source, then 2, 3, ...
         name: the stage function's name.
         role: ``"source"``, ``"then"`` or ``"sink"``.
-        threads: how many threads run it.
+        threads: how many instances run it: threads, or worker processes when ``processes``.
         state: running, or how it ended.
         items_in: items its threads took from the previous stage.
         items_out: items its threads put into its buffer.
@@ -82,6 +82,7 @@ class StageStats:
         buffer: its output buffer (``None`` for a sink).
         threadable: whether it may be given more threads: a source, and a sink not annotated
             ``-> None`` (it returns a value), run on one thread.
+        processes: whether its instances are worker processes (``cpu`` is then theirs).
         expected: how many items it will yield, when known before the run (a source made by
             ``Pipeline.from_iterable`` of a sized collection: its ``len()`` at build time).
     """
@@ -100,6 +101,7 @@ class StageStats:
     buffer: BufferStatistics | None
     threadable: bool = True
     expected: int | None = None
+    processes: bool = False
 
     @property
     def label(self) -> str:
@@ -174,7 +176,7 @@ def report_row(stage: StageStats, elapsed: float, rate: float | None = None) -> 
     buffer = stage.buffer
     return (
         f"{stage.position} {stage.name} ({stage.role})",
-        str(stage.threads),
+        f"{stage.threads} proc" if stage.processes else str(stage.threads),
         "-" if stage.role == "source" else f"{stage.items_in:,}",
         out,
         f"{rate:,.0f}",

@@ -122,6 +122,8 @@ class StageView(Protocol):
     @property
     def threadable(self) -> bool: ...
     @property
+    def processes(self) -> bool: ...
+    @property
     def buffer(self) -> BufferView | None: ...
     def share(self, seconds: float, elapsed: float) -> float: ...
 
@@ -171,7 +173,10 @@ class _Reading:
     def load(self, stage: StageView) -> float:
         """Busy share, or the CPUs it used (a CPU-bound stage on several threads waits for the
         GIL between its turns, which its busy share does not count)."""
-        return max(self.share(stage, stage.busy), self.cores(stage) or 0.0)
+        cores = self.cores(stage) or 0.0
+        if stage.processes:  # one CPU each at most: their share of the CPUs they could use
+            cores /= stage.threads
+        return max(self.share(stage, stage.busy), cores)
 
     def held_back(self, index: int) -> bool:
         """Whether stage ``index`` waited for space because what follows it is slower."""
@@ -257,7 +262,8 @@ class _Reading:
                 lead = f"source-bound: every later stage waits for {stage.name!r} "
                 lead += f"more than {SOURCE_BOUND:.0%} of the time"
                 return f"{lead} -> {self.advice(stage)}"
-        detail = f"busy {self.load(stage):.0%} on {stage.threads} thread(s)"
+        unit = "worker process(es)" if stage.processes else "thread(s)"
+        detail = f"busy {self.load(stage):.0%} on {stage.threads} {unit}"
         if index > 0:
             before = self.stages[index - 1]
             if self.held_back(index - 1):
@@ -279,6 +285,8 @@ class _Reading:
 
     def advice(self, stage: StageView) -> str:
         """What can speed ``stage`` up, given what its CPU time and the process's say."""
+        if stage.processes:
+            return self.process_advice(stage)
         cores = self.cores(stage)
         process = self.process
         cpus = self.run.cpus
@@ -315,6 +323,34 @@ class _Reading:
         if process > GIL_CORES:
             return f"not held by the GIL (the process used {process:.1f} CPUs) -> {more}"
         return more
+
+    def process_advice(self, stage: StageView) -> str:
+        """What can speed up a stage whose instances are worker processes (no GIL between
+        them; their CPU is their own, not this process's)."""
+        cores = self.cores(stage)
+        n = stage.threads
+        if cores is None:
+            return (
+                f"give {stage.name!r} more processes if CPUs are free (its workers' CPU was "
+                "not measured)"
+            )
+        total = cores + (self.process or 0.0)
+        cpus = self.run.cpus
+        if cpus and total >= SATURATED * cpus:
+            return (
+                f"its {n} worker process(es) and this process kept the {cpus} CPU(s) busy "
+                f"({total:.1f} in use): more processes will not help; make {stage.name!r} "
+                "cheaper or use more cores"
+            )
+        if stage.busy > 0 and cores * self.elapsed >= COMPUTING * stage.busy:
+            return (
+                f"its {n} worker process(es) compute all the time ({cores:.1f} CPUs): give "
+                f"{stage.name!r} more processes"
+            )
+        return (
+            f"its {n} worker process(es) mostly wait ({cores:.1f} CPUs): if its work waits "
+            f"on I/O, threads are cheaper; else give {stage.name!r} more processes"
+        )
 
 
 def _one_thread(stage: StageView) -> str:

@@ -38,6 +38,7 @@ def stage(
     capacity: int = 8,
     threadable: bool | None = None,
     items: int = 100,
+    processes: bool = False,
 ) -> StageStats:
     """A synthetic stage snapshot (over a 10 s run, ``items`` items through it)."""
     return StageStats(
@@ -65,6 +66,7 @@ def stage(
             consumers=0,
         ),
         threadable=role != "source" if threadable is None else threadable,
+        processes=processes,
     )
 
 
@@ -124,6 +126,37 @@ def test_verdict_cpu_bound_under_the_gil_when_the_whole_process_uses_one_cpu() -
         "bottleneck: 's2' (busy 95% on 2 thread(s); upstream 's1' blocked 90%) -> likely "
         "CPU-bound under the GIL (2 threads used 0.9 CPU, the whole process 1.0): more threads "
         "will not help; use worker processes or code that releases the GIL"
+    )
+
+
+def test_verdict_on_worker_processes_that_compute_advises_more_processes() -> None:
+    """A process stage computing on both its workers, CPUs to spare: more processes, and
+    never the GIL (its CPU is its workers', not the caller's)."""
+    stats = run_of(
+        stage(1, "source", busy=1.0, blocked=9.0, cpu=0.3),
+        stage(2, "then", busy=19.5, threads=2, cpu=19.0, processes=True),
+        stage(3, "sink", busy=0.5, starved=9.5, cpu=0.2),
+        process_cpu=1.0,
+        cpus=8,
+    )
+    assert stats.verdict() == (
+        "bottleneck: 's2' (busy 98% on 2 worker process(es); upstream 's1' blocked 90%) -> "
+        "its 2 worker process(es) compute all the time (1.9 CPUs): give 's2' more processes"
+    )
+
+
+def test_verdict_on_worker_processes_that_fill_the_machine_says_so() -> None:
+    """Workers and caller together keep every CPU busy: more processes will not help."""
+    stats = run_of(
+        stage(1, "source", busy=1.0, blocked=9.0, cpu=0.3),
+        stage(2, "then", busy=19.5, threads=2, cpu=19.0, processes=True),
+        stage(3, "sink", busy=0.5, starved=9.5, cpu=0.2),
+        process_cpu=1.0,
+        cpus=2,
+    )
+    assert stats.verdict().endswith(
+        "-> its 2 worker process(es) and this process kept the 2 CPU(s) busy (2.0 in use): "
+        "more processes will not help; make 's2' cheaper or use more cores"
     )
 
 
