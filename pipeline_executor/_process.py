@@ -22,13 +22,14 @@ from multiprocessing.connection import wait
 from multiprocessing.context import BaseContext
 from typing import Any
 
-from ._channel import Activity, Meter, Receiver, Sender
+from ._channel import Activity, Receiver, Sender
 from ._errors import (
     Cancelled,
     ItemPickleError,
     PipelineDefinitionError,
     WorkerDiedError,
 )
+from ._hosting import LocalHost, Reports
 from ._stages import Role, StageSpec
 from ._stats import StageState
 from ._transport import Endpoint, PickleFailure
@@ -91,28 +92,19 @@ class WorkerFailure(Exception):
         self.stopping = stopping
 
 
-class ProcessHost:
+class ProcessHost(LocalHost):
     """One instance of a stage in a worker process, proxied by a thread of this process."""
 
     def __init__(
         self,
-        supervisor: Any,
+        supervisor: Reports,
         stage: StageSpec,
         index: int,
         receiver: Receiver[object] | None,
         sender: Sender[object] | None,
         ctx: BaseContext,
     ) -> None:
-        self.stage = stage
-        self.name = f"pipeline-{stage.name}-{index}"
-        self.meter = Meter()
-        self.outcome: StageState | None = None
-        self.receiver = receiver
-        self.sender = sender
-        for end in (receiver, sender):
-            if end is not None:
-                end.meter = self.meter
-        self._supervisor = supervisor
+        super().__init__(supervisor, stage, index, receiver, sender)
         self._ctx = ctx
         self._process: Any = None
         # multiprocessing's Connection types differ per platform: typed loosely here.
@@ -133,7 +125,6 @@ class ProcessHost:
         self._batches: deque[tuple[int, list[object]]] = deque()
         self._sent = 0  # items passed to the worker
         self._released = 0  # of those, slots handed back upstream
-        self.thread = threading.Thread(target=self._work, name=self.name, daemon=True)
 
     @property
     def title(self) -> str:
@@ -191,15 +182,6 @@ class ProcessHost:
         self._endpoint = Endpoint(conn)
         self.thread.start()
 
-    def started(self) -> bool:
-        """Whether its proxy thread runs or ran."""
-        return self.thread.ident is not None
-
-    def join(self, timeout: float | None) -> bool:
-        """Wait for the proxy (which waits for the process); whether it has ended."""
-        self.thread.join(timeout)
-        return not self.thread.is_alive()
-
     def cancel(self) -> None:
         """Tell the worker to stop at its next item, and wake the proxy."""
         self._cancelled = True
@@ -217,13 +199,6 @@ class ProcessHost:
         self._killed = True
         process.kill()
         return True
-
-    def items(self) -> tuple[int, int]:
-        """Items passed to the worker, and its items published downstream."""
-        return (
-            self.receiver.count if self.receiver is not None else 0,
-            self.sender.count if self.sender is not None else 0,
-        )
 
     def cpu(self) -> float | None:
         """The worker process's CPU seconds: as it reported at its end, or read from /proc."""
@@ -407,7 +382,7 @@ class ProcessHost:
                 return StageState.CANCELLED
             elif kind == "error":
                 exc = self._rebuild(message[1], message[2])
-                return self._supervisor.record(exc, self, stopping=True)  # type: ignore[no-any-return]
+                return self._supervisor.record(exc, self, stopping=True)
 
     def _died(self) -> WorkerDiedError:
         process = self._process

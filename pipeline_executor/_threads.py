@@ -14,14 +14,14 @@ is joined before the caller gets control back, except one given up after the gra
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import cast
 
-from ._channel import Activity, Channel, Meter, Receiver, Sender
+from ._channel import Activity, Channel, Receiver, Sender
 from ._diagnose import location
 from ._errors import Cancelled
+from ._hosting import LocalHost
 from ._process import ProcessHost, context
 from ._stages import StageSpec
 from ._stats import StageState
@@ -36,7 +36,7 @@ def _close(iterator: object) -> None:
         close()
 
 
-class ThreadHost:
+class ThreadHost(LocalHost):
     """One instance of a stage on a thread of this process."""
 
     def __init__(
@@ -47,36 +47,13 @@ class ThreadHost:
         receiver: Receiver[object] | None,
         sender: Sender[object] | None,
     ) -> None:
-        self.stage = stage
-        self.name = f"pipeline-{stage.name}-{index}"
-        self.meter = Meter()
-        self.outcome: StageState | None = None
-        self.receiver = receiver
-        self.sender = sender
-        for end in (receiver, sender):
-            if end is not None:
-                end.meter = self.meter
-        self._supervisor = supervisor
+        super().__init__(supervisor, stage, index, receiver, sender)
         self._cpu: float | None = None  # CPU seconds, recorded by the thread as it ends
-        self.thread = threading.Thread(target=self._work, name=self.name, daemon=True)
 
     @property
     def title(self) -> str:
         """``thread <name>``."""
         return f"thread {self.name}"
-
-    def start(self) -> None:
-        """Start its thread."""
-        self.thread.start()
-
-    def started(self) -> bool:
-        """Whether its thread runs or ran."""
-        return self.thread.ident is not None
-
-    def join(self, timeout: float | None) -> bool:
-        """Wait for its thread; whether it has ended."""
-        self.thread.join(timeout)
-        return not self.thread.is_alive()
 
     def cancel(self) -> None:
         """Nothing to do: a thread waits only on its buffers, which the abort wakes."""
@@ -84,13 +61,6 @@ class ThreadHost:
     def kill(self) -> bool:
         """A thread cannot be killed."""
         return False
-
-    def items(self) -> tuple[int, int]:
-        """Items taken from its input and sent to its output."""
-        return (
-            self.receiver.count if self.receiver is not None else 0,
-            self.sender.count if self.sender is not None else 0,
-        )
 
     def cpu(self) -> float | None:
         """CPU seconds used so far (read from the thread's clock while it runs)."""

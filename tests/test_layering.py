@@ -26,6 +26,7 @@ ORDER = [
     "_diagnose",
     "_transport",
     "_worker",
+    "_hosting",
     "_observe",
     "_supervise",
     "_process",
