@@ -25,6 +25,8 @@ Which failure is raised when several stages fail:
 from __future__ import annotations
 
 import sys
+import warnings
+from types import FrameType
 from typing import cast
 
 __all__ = [
@@ -34,7 +36,10 @@ __all__ = [
     "PipelineTypeError",
     "PipelineTypeWarning",
     "add_note",
+    "warn_at_caller",
 ]
+
+_PACKAGE = __name__.rpartition(".")[0]
 
 
 def add_note(exc: BaseException, note: str) -> None:
@@ -47,6 +52,24 @@ def add_note(exc: BaseException, note: str) -> None:
             notes = []
             exc.__notes__ = notes  # type: ignore[attr-defined]
         cast("list[str]", notes).append(note)
+
+
+def warn_at_caller(message: str, category: type[Warning]) -> None:
+    """Issue a warning attributed to the first frame outside this package: the user's line.
+
+    The ``stacklevel`` is counted by walking out of the package's own frames, as their
+    number differs between ``run()``, a ``for`` loop over a pipeline and ``execute()``.
+    """
+    frame: FrameType | None = sys._getframe(1)  # pyright: ignore[reportPrivateUsage]
+    level = 2  # stacklevel=2 names this frame (our caller); each frame further out adds one
+    while frame is not None and _in_package(frame.f_globals.get("__name__")):
+        frame = frame.f_back
+        level += 1
+    warnings.warn(message, category, stacklevel=level)
+
+
+def _in_package(module: object) -> bool:
+    return isinstance(module, str) and (module == _PACKAGE or module.startswith(_PACKAGE + "."))
 
 
 class PipelineError(Exception):

@@ -37,6 +37,7 @@ MISSING: Any = inspect.Parameter.empty
 """Stands for an annotation that is not there."""
 
 _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+_VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
 
 
 def callable_name(fn: object) -> str:
@@ -165,17 +166,16 @@ def check_binding(
     label: str,
     *,
     takes_input: bool,
-    args: tuple[object, ...],
     kwargs: Mapping[str, object],
     reserved: frozenset[str],
 ) -> None:
     """Check that ``fn`` can be called as the runner will call it, before anything runs.
 
-    A stage with input is called ``fn(items, *args, **kwargs)``, a source ``fn(*args, **kwargs)``.
+    A stage with input is called ``fn(items, **kwargs)``, a source ``fn(**kwargs)``.
 
     Raises:
-        PipelineDefinitionError: a parameter is named like an option, a constant is missing,
-            unknown or positional-only, or there are too many positional constants.
+        PipelineDefinitionError: a parameter is named like an option, or a constant is
+            missing, unknown or positional-only.
     """
     signature = _signature(fn)
     if signature is None:
@@ -215,42 +215,30 @@ def check_binding(
                 label,
                 f"unknown constant {key!r} (its constants are: {accepted}){suggestion}",
             )
-        if (
-            found is not None
-            and found.kind is inspect.Parameter.POSITIONAL_ONLY
-            and not var_keyword
+    for param in params:
+        given = param.name in kwargs and not var_keyword  # else a keyword goes to **kwargs
+        if param.kind is inspect.Parameter.POSITIONAL_ONLY and (
+            given or param.default is inspect.Parameter.empty
         ):
+            how = (
+                f"bind it with functools.partial({name}, ...)"
+                if not takes_input
+                else "wrap the function in one that takes it by keyword (functools.partial "
+                "cannot bind a parameter that follows the items)"
+            )
             raise PipelineDefinitionError(
                 label,
-                f"parameter {key!r} is positional-only, so it cannot be given as a constant "
-                "by keyword; pass it positionally or bind it with functools.partial",
+                f"parameter {param.name!r} is positional-only, so it cannot be given as a "
+                f"constant (constants go by keyword); {how}",
             )
-    positional = [p for p in params if p.kind in _POSITIONAL]
-    if len(args) > len(positional) and not any(
-        p.kind is inspect.Parameter.VAR_POSITIONAL for p in params
-    ):
-        raise PipelineDefinitionError(
-            label,
-            f"takes {len(positional)} positional constant(s) but {len(args)} were given",
-        )
-    by_position = {p.name for p in positional[: len(args)]}
-    given = by_position | set(kwargs)
     missing = [
         p.name
         for p in params
-        if p.default is inspect.Parameter.empty and p.kind not in _VARIADIC and p.name not in given
+        if p.default is inspect.Parameter.empty and p.kind not in _VARIADIC and p.name not in kwargs
     ]
     if missing:
         names = ", ".join(repr(name) for name in missing)
         raise PipelineDefinitionError(label, f"missing constant(s) {names}")
-    for key in kwargs:
-        if key in by_position:
-            raise PipelineDefinitionError(
-                label, f"constant {key!r} is given both positionally and by keyword"
-            )
-
-
-_VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
 
 
 class Kind(enum.Enum):

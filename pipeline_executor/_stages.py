@@ -8,6 +8,7 @@ that tuple and implement :class:`Backend`; the builder never needs to know which
 from __future__ import annotations
 
 import enum
+import reprlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -26,6 +27,8 @@ __all__ = [
     "Role",
     "StageSpec",
     "make_stage",
+    "short_repr",
+    "stage_label",
 ]
 
 DEFAULT_BUFFER = 8192
@@ -39,7 +42,22 @@ stage the ``buffer`` your memory affords, e.g. ``buffer=threads * 2``.
 """
 
 OPTION_NAMES = frozenset({"threads", "buffer"})
-"""Names that stage options take, so no stage parameter may be passed a constant by them."""
+"""The names of stage options. The builder takes these keywords out of a call as options and
+passes them to :func:`make_stage`; every other keyword is a constant. So no stage parameter may
+be passed a constant by one of these names. A new option adds its name here, its typed
+parameter to the builder's signatures and its handling to :func:`make_stage`."""
+
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = 40
+_REPR.maxother = 40
+_REPR.maxlevel = 2
+
+
+def short_repr(value: object) -> str:
+    """``repr(value)``, abbreviated by ``reprlib`` (a few items of each collection, short
+    strings), so that a large constant cannot flood a message or a pipeline's repr."""
+    return _REPR.repr(value)
 
 
 class Role(enum.Enum):
@@ -61,7 +79,7 @@ class StageSpec:
         name: the function's name, for messages and thread names.
         threads: how many instances of ``fn`` run at once, each in its own thread.
         buffer: the most output items alive at once; ``None`` for a sink, which has no output.
-        args: positional constants.
+        args: positional constants; the builder gives none (constants go by keyword).
         kwargs: keyword constants (read-only).
         item_type: the type of the items it yields, as its annotations say (``Any`` when
             they do not; set by the build-time type check).
@@ -91,9 +109,7 @@ class StageSpec:
             parts.append(f"threads={self.threads}")
         if self.buffer is not None:
             parts.append(f"buffer={self.buffer}")
-        if self.args:
-            parts.append(f"args={self.args!r}")
-        parts.extend(f"{key}={value!r}" for key, value in self.kwargs.items())
+        parts.extend(f"{key}={short_repr(value)}" for key, value in self.kwargs.items())
         return f"{self.role.value}({', '.join(parts)})"
 
 
@@ -137,6 +153,13 @@ def _check_count(label: str, option: str, value: object, minimum: int) -> int:
     return value
 
 
+def stage_label(fn: object, role: Role, position: int) -> str:
+    """How messages name a stage before it is validated, e.g. ``stage 2 'parse' (then)``."""
+    if not callable(fn):
+        return f"stage {position} ({role.value})"
+    return f"stage {position} {_introspect.callable_name(fn)!r} ({role.value})"
+
+
 def make_stage(
     fn: object,
     role: Role,
@@ -144,28 +167,30 @@ def make_stage(
     *,
     threads: object = 1,
     buffer: object = None,
-    args: tuple[object, ...] = (),
     kwargs: Mapping[str, object] | None = None,
 ) -> StageSpec:
-    """Validate a stage's function, options and constants, and describe it.
+    """Validate a stage's function, options and constants (all by keyword), and describe it.
 
     Raises:
         PipelineDefinitionError: naming the stage and what is wrong with it.
     """
     kwargs = dict(kwargs or {})
+    label = stage_label(fn, role, position)
     if not callable(fn):
-        label = f"stage {position} ({role.value})"
         raise PipelineDefinitionError(
             label, f"expected a callable, got {fn!r} ({type(fn).__name__})"
         )
     name = _introspect.callable_name(fn)
-    label = f"stage {position} {name!r} ({role.value})"
     n_threads = _check_count(label, "threads", threads, 1)
     if role is Role.SOURCE and n_threads != 1:
         raise PipelineDefinitionError(
             label, f"a source runs on exactly one thread, got threads={n_threads}"
         )
     n_buffer: int | None = None
+    if role is Role.SINK and buffer is not None:
+        raise PipelineDefinitionError(
+            label, f"a sink has no output, so it takes no buffer option, got buffer={buffer!r}"
+        )
     if role is not Role.SINK:
         if buffer is None:
             n_buffer = max(DEFAULT_BUFFER, n_threads)
@@ -181,7 +206,6 @@ def make_stage(
         fn,
         label,
         takes_input=role is not Role.SOURCE,
-        args=args,
         kwargs=kwargs,
         reserved=OPTION_NAMES,
     )
@@ -212,6 +236,6 @@ def make_stage(
         name=name,
         threads=n_threads,
         buffer=n_buffer,
-        args=tuple(args),
+        args=(),
         kwargs=MappingProxyType(kwargs),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import threading
 import weakref
@@ -185,10 +186,10 @@ def test_an_empty_source_ends_every_stage() -> None:
     assert Pipeline.source(numbers, n=0).then(add_one, threads=3).sink(collect).run() == []
 
 
-@pytest.mark.parametrize("how", ["break", "close", "gc", "raise"])
+@pytest.mark.parametrize("how", ["break", "close", "with", "closing", "gc", "raise"])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_leaving_the_loop_early_stops_the_pipeline(how: str, threads: int) -> None:
-    """Rule 6: break, close(), dropping the iterator or raising closes every stage's generator."""
+    """Break, close(), a with block, dropping the iterator or raising closes every generator."""
     recorder = Recorder()
 
     def source() -> Iterator[int]:
@@ -212,7 +213,15 @@ def test_leaving_the_loop_early_stops_the_pipeline(how: str, threads: int) -> No
     elif how == "close":
         iterator = pipeline.iter()
         assert isinstance(next(iterator), int)
-        iterator.close()  # type: ignore[attr-defined]
+        iterator.close()
+    elif how == "with":
+        with pipeline.iter() as items:
+            assert isinstance(next(items), int)
+    elif how == "closing":
+        with contextlib.closing(iter(pipeline)) as items:
+            for x in items:
+                if x == 10:
+                    break
     elif how == "gc":
         iterator = iter(pipeline)
         assert isinstance(next(iterator), int)

@@ -40,7 +40,7 @@ def slow_sink(items, count):
 
 def run(source, count, buffer):
     return (
-        Pipeline.source(source, buffer)
+        Pipeline.source(source, buffer=buffer)
         .then(copy, threads=2, buffer=buffer)
         .then(copy, threads=2, buffer=buffer)
         .sink(slow_sink, count=count)

@@ -14,6 +14,7 @@ def test_the_export_list_is_pinned() -> None:
         "Pipeline",
         "PipelineDefinitionError",
         "PipelineError",
+        "PipelineIterator",
         "PipelineStats",
         "PipelineTask",
         "PipelineTypeError",

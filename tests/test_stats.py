@@ -352,7 +352,7 @@ def final_stats(runnable: object) -> PipelineStats:
 def test_a_sleeping_stage_is_the_bottleneck_and_more_threads_would_help() -> None:
     """A stage sleeping per item: busy, little CPU, its source blocked."""
     stats = final_stats(
-        Pipeline.source(for_a_while, 4, seconds=RUN).then(sleepy, buffer=4).sink(total)
+        Pipeline.source(for_a_while, buffer=4, seconds=RUN).then(sleepy, buffer=4).sink(total)
     )
     assert stats.verdict().startswith("bottleneck: 'sleepy' (busy ")
     assert "upstream 'for_a_while' blocked" in stats.verdict()
@@ -362,7 +362,9 @@ def test_a_sleeping_stage_is_the_bottleneck_and_more_threads_would_help() -> Non
 def test_a_pure_python_stage_on_two_threads_is_cpu_bound_under_the_gil() -> None:
     """Two spinning threads share one interpreter lock."""
     stats = final_stats(
-        Pipeline.source(for_a_while, 4, seconds=RUN).then(spin, threads=2, buffer=4).sink(total)
+        Pipeline.source(for_a_while, buffer=4, seconds=RUN)
+        .then(spin, threads=2, buffer=4)
+        .sink(total)
     )
     assert stats.verdict().startswith("bottleneck: 'spin' (busy ")
     assert "likely CPU-bound under the GIL" in stats.verdict()
@@ -380,7 +382,7 @@ def test_a_slow_source_makes_the_pipeline_source_bound() -> None:
 def test_a_slow_sink_that_returns_a_value_is_the_bottleneck_but_gets_no_threads() -> None:
     """The sink is busy, its upstream blocked; it returns a value, so no "more threads"."""
     stats = final_stats(
-        Pipeline.source(for_a_while, 4, seconds=RUN).then(add_one, buffer=4).sink(slow_sink)
+        Pipeline.source(for_a_while, buffer=4, seconds=RUN).then(add_one, buffer=4).sink(slow_sink)
     )
     assert stats.verdict().startswith("bottleneck: 'slow_sink' (busy ")
     assert "upstream 'add_one' blocked" in stats.verdict()
@@ -418,9 +420,9 @@ def test_process_cpu_counts_threads_the_library_did_not_start() -> None:
 def test_final_statistics_count_every_item_and_every_stage_finished() -> None:
     """After the run: exact items in and out, states, buffer peaks within their size."""
     monitor = Monitor()
-    assert Pipeline.source(numbers, 16, n=1000).then(add_one, 2, 8).sink(total).run(
-        monitor=monitor
-    ) == sum(range(1, 1001))
+    assert Pipeline.source(numbers, buffer=16, n=1000).then(add_one, threads=2, buffer=8).sink(
+        total
+    ).run(monitor=monitor) == sum(range(1, 1001))
     stats = monitor.stats()
     assert not stats.running
     assert [(s.name, s.items_in, s.items_out, s.state) for s in stats.stages] == [
@@ -450,7 +452,7 @@ def test_a_snapshot_can_be_taken_from_another_thread_while_it_runs() -> None:
             yield x
 
     monitor = Monitor()
-    runnable = Pipeline.source(numbers, 16, n=500).then(pauses, buffer=16).sink(total)
+    runnable = Pipeline.source(numbers, buffer=16, n=500).then(pauses, buffer=16).sink(total)
     runner = threading.Thread(target=runnable.run, kwargs={"monitor": monitor})
     runner.start()
     try:
@@ -527,7 +529,7 @@ def test_a_monitor_watches_one_run_at_a_time_and_says_when_it_has_none() -> None
     assert next(items) == 0
     with pytest.raises(PipelineDefinitionError, match=r"^Monitor: it is watching another run"):
         Pipeline.from_iterable(range(3)).sink(total).run(monitor=monitor)
-    items.close()  # type: ignore[attr-defined]
+    items.close()
     assert not monitor.stats().running
 
 
