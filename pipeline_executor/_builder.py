@@ -113,8 +113,8 @@ class PipelineIterator(Iterator[T_co]):
         self._items = cast("Iterator[T_co]", items)
 
     def __iter__(self) -> Iterator[T_co]:
-        # The run's own generator, so a for loop pays no extra call per item; closing either
-        # closes the same run.
+        # The run's own generator, so `for x in pipeline.iter()` pays no extra call per item
+        # (`for x in pipeline` iterates this object); closing either closes the same run.
         return self._items
 
     def __next__(self) -> T_co:

@@ -15,13 +15,12 @@ from __future__ import annotations
 import atexit
 import threading
 import time
-import warnings
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from typing import NamedTuple, TextIO, cast
 
 from ._channel import Aborted, Cancelled, Channel, ChannelTimeout, Receiver
-from ._errors import InactivityError, add_note
+from ._errors import InactivityError, add_note, warn_at_caller
 from ._monitor import Monitor, attach, detach
 from ._observe import Worker, add_shutdown_report, report_progress, snapshot
 from ._progress import ProgressDisplay
@@ -301,12 +300,11 @@ class _Execution:
                 lines = "\n".join(f"  {line}" for line in self.diagnosis(stuck))
                 for worker in stuck:
                     worker.outcome = StageState.ABANDONED
-                warnings.warn(
+                warn_at_caller(
                     f"pipeline_executor: {self._names(stuck)} did not stop within {grace:g} s "
                     "of the pipeline stopping; abandoned (the thread exits when its current "
                     f"call returns):\n{lines}",
                     RuntimeWarning,
-                    stacklevel=4,
                 )
                 if self._ended_at is None:
                     self._ended_at = time.perf_counter()

@@ -16,12 +16,11 @@ import collections.abc as abc
 import dataclasses
 import enum
 import inspect
-import warnings
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, cast
 
 from . import _introspect
-from ._errors import PipelineTypeError, PipelineTypeWarning
+from ._errors import PipelineTypeError, PipelineTypeWarning, warn_at_caller
 from ._introspect import MISSING, Hints, Kind, classify
 from ._stages import Role, StageSpec
 from ._subtype import (
@@ -34,7 +33,7 @@ from ._subtype import (
     substitute,
 )
 
-__all__ = ["Strictness", "check_stage", "with_item_checks"]
+__all__ = ["Strictness", "check_alone", "check_stage", "with_item_checks"]
 
 _INPUT = object()  # stands for the items in a binding of a stage's parameters
 
@@ -63,12 +62,7 @@ def check_stage(
         PipelineTypeError: naming the stage, what was expected and what was found.
     """
     label = stage.label
-    if _introspect.is_async(stage.fn):
-        raise PipelineTypeError(
-            label,
-            "is an async function: async stages are not supported (yet); write a plain "
-            "generator, and run any coroutine inside it with asyncio.run()",
-        )
+    _refuse_async(stage)
     hints = _introspect.hints(stage.fn, label)
     if strictness is Strictness.SEED:
         _require_annotations(label, hints, stage.role)
@@ -79,6 +73,28 @@ def check_stage(
         stage = dataclasses.replace(stage, item_type=_yielded(stage, hints, binding))
     _check_constants(stage, hints, binding, strictness)
     return stage
+
+
+def check_alone(stage: StageSpec) -> None:
+    """Check a task that ``execute()`` runs alone, as a plain call: it is not async, every
+    parameter and the return are annotated, and its constants fit (or a warning says not).
+
+    Raises:
+        PipelineTypeError: naming the task, what was expected and what was found.
+    """
+    _refuse_async(stage)
+    hints = _introspect.hints(stage.fn, stage.label)
+    _require_annotations(stage.label, hints, Role.SINK)
+    _check_constants(stage, hints, {}, Strictness.SEED)
+
+
+def _refuse_async(stage: StageSpec) -> None:
+    if _introspect.is_async(stage.fn):
+        raise PipelineTypeError(
+            stage.label,
+            "is an async function: async stages are not supported (yet); write a plain "
+            "generator, and run any coroutine inside it with asyncio.run()",
+        )
 
 
 def _require_annotations(label: str, hints: Hints, role: Role) -> None:
@@ -172,7 +188,7 @@ def _check_constants(
             f"{_short(value)} ({type(value).__name__}): {problem}"
         )
         if strictness is Strictness.SEED:
-            warnings.warn(PipelineTypeWarning(f"{stage.label} {message}"), stacklevel=5)
+            warn_at_caller(f"{stage.label} {message}", PipelineTypeWarning)
         else:
             raise PipelineTypeError(stage.label, message) from problem
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -533,10 +534,16 @@ def test_a_monitor_watches_one_run_at_a_time_and_says_when_it_has_none() -> None
     assert not monitor.stats().running
 
 
-@pytest.mark.parametrize("interval", [0, -1, "1", True, float("nan"), float("inf")])
+@pytest.mark.parametrize(
+    "interval", [0, -1, "1", True, float("nan"), float("inf"), 1e10, threading.TIMEOUT_MAX * 2]
+)
 def test_a_bad_interval_is_rejected(interval: object) -> None:
-    """interval must be a number > 0."""
-    with pytest.raises(PipelineDefinitionError, match=r"^Monitor: interval must be a number"):
+    """interval is a duration like inactivity_timeout: same bounds, same message shape."""
+    message = re.escape(
+        "Monitor: interval must be a number of seconds > 0 and <= "
+        f"{threading.TIMEOUT_MAX:g} (threading.TIMEOUT_MAX), got {interval!r}"
+    )
+    with pytest.raises(PipelineDefinitionError, match=f"^{message}$"):
         Monitor(interval=interval)  # type: ignore[arg-type]
 
 
