@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterable, Iterator
+from typing import Any, cast
 
 import pytest
 
@@ -220,13 +221,15 @@ def test_a_single_task_failure_reaches_the_caller_as_itself_with_the_task_named(
 
 def test_a_single_task_is_checked_before_it_runs() -> None:
     """A lone task's constants and annotations are checked as any task's are."""
-    called: list[int] = []
+    called: list[object] = []
 
     def job(n: int) -> None:
         called.append(n)
 
     def unannotated(n):  # type: ignore[no-untyped-def]  # pyright: ignore[reportMissingParameterType]
         called.append(n)  # pyright: ignore[reportUnknownArgumentType]
+
+    untyped: Any = cast("Any", unannotated)
 
     with pytest.raises(
         PipelineDefinitionError,
@@ -238,7 +241,7 @@ def test_a_single_task_is_checked_before_it_runs() -> None:
         match=r"^stage 1 'unannotated' \(source\) has no annotation on parameter\(s\) 'n'; "
         r"execute\(\) needs them all$",
     ):
-        execute([PipelineTask(unannotated, constants={"n": 1})])
+        execute([PipelineTask(untyped, constants={"n": 1})])
     with pytest.warns(PipelineTypeWarning, match=r"expects its constant 'n' to be int"):
         execute([PipelineTask(job, constants={"n": "1"})])
     assert called == ["1"]
