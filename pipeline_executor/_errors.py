@@ -7,8 +7,9 @@ Hierarchy::
     ├── PipelineTypeError             stages whose types do not fit (also a TypeError)
     └── InactivityError               nothing moved for a while (also a TimeoutError)
 
-    PipelineTypeWarning               a constant does not fit its annotation under execute()
-                                      (a UserWarning)
+    PipelineTypeWarning               an annotation that cannot be resolved (counted as Any),
+                                      or a constant that does not fit its annotation under
+                                      execute() (a UserWarning)
 
 Errors raised *by a stage* are never wrapped: the caller receives the stage's own exception
 object, with its own type and traceback, and a note (PEP 678) naming the stage.
@@ -109,9 +110,11 @@ class PipelineTypeError(PipelineError, TypeError):
 
 
 class PipelineTypeWarning(UserWarning):
-    """Under ``execute()``, a constant whose value does not fit its parameter's annotation.
+    """A stage's types could not be checked as written, or, under ``execute()``, do not fit.
 
-    A warning, not an error: the seed API promised not to check constants' types.
+    Issued for an annotation that cannot be resolved at run time (it counts as ``Any``), and
+    under ``execute()`` for a constant whose value does not fit its parameter's annotation: a
+    warning, not an error, as the seed API promised not to check constants' types.
     """
 
 

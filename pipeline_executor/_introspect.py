@@ -1,7 +1,9 @@
 """What a stage function's signature says: its name, its parameters, its annotations.
 
-The only module that reads signatures and annotations; the type checks of the pipeline graph
-(``_typecheck``) build on it.
+It reads stage functions' signatures and resolves their annotations; ``_stages`` and
+``_typecheck`` build on it. It is not the only reader of annotations: ``_subtype`` reads a
+class's ``__iter__`` return annotation itself, to find its item type. It is the only user of
+``typing_inspect``.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import difflib
 import enum
 import functools
 import inspect
+import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -17,7 +20,7 @@ from typing import Any
 
 import typing_inspect
 
-from ._errors import PipelineDefinitionError, PipelineTypeError
+from ._errors import PipelineDefinitionError
 
 __all__ = [
     "MISSING",
@@ -77,11 +80,14 @@ class Hints:
             ``"return"`` (a class's is the class).
         bound: the values ``functools.partial`` bound, as (what to call it, parameter name,
             value); each item of a ``*args`` or ``**kwargs`` is one entry.
+        unresolved: the annotations that could not be resolved (they count as ``Any``), as
+            (parameter name or ``"return"``, the name that failed).
     """
 
     params: tuple[inspect.Parameter, ...]
     annotations: Mapping[str, object]
     bound: tuple[tuple[str, str, object], ...]
+    unresolved: tuple[tuple[str, str], ...] = ()
 
 
 def _annotated_target(fn: object) -> tuple[object, object]:
@@ -133,26 +139,47 @@ def _partial_bindings(fn: object) -> tuple[tuple[str, str, object], ...]:
     return tuple(arguments(tuple(signature.parameters.values()), tuple(args), keywords))
 
 
-def hints(fn: Callable[..., object], label: str) -> Hints:
+def hints(fn: Callable[..., object]) -> Hints:
     """Resolve the annotations of ``fn`` (strings included) with ``typing.get_type_hints``.
 
-    Raises:
-        PipelineTypeError: an annotation names something that cannot be resolved.
+    An annotation that cannot be resolved (``from __future__ import annotations`` with a name
+    imported under ``if TYPE_CHECKING:``, or a class local to a function) counts as ``Any``
+    and is listed in ``Hints.unresolved``: mypy accepts such code, so the build must too.
     """
     signature = _signature(fn)
     params = tuple(signature.parameters.values()) if signature is not None else ()
     target, implied_return = _annotated_target(fn)
+    unresolved: tuple[tuple[str, str], ...] = ()
     try:
         resolved = typing.get_type_hints(target)
-    except (NameError, AttributeError, SyntaxError) as exc:
-        raise PipelineTypeError(label, f"has an annotation that cannot be resolved: {exc}") from exc
+    except (NameError, AttributeError, SyntaxError):
+        resolved, unresolved = _resolve_each(target)
     except TypeError:  # not annotatable (some builtins): nothing is known
         resolved = {}
     annotations = {**resolved, **{p.name: resolved.get(p.name, MISSING) for p in params}}
     annotations["return"] = (
         implied_return if implied_return is not None else resolved.get("return", MISSING)
     )
-    return Hints(params=params, annotations=annotations, bound=_partial_bindings(fn))
+    return Hints(
+        params=params, annotations=annotations, bound=_partial_bindings(fn), unresolved=unresolved
+    )
+
+
+def _resolve_each(target: object) -> tuple[dict[str, object], tuple[tuple[str, str], ...]]:
+    """Resolve annotations one by one; those that fail become ``Any``, and are named."""
+    raw: Mapping[str, object] = getattr(target, "__annotations__", {})
+    namespace = inspect.unwrap(target) if callable(target) else target
+    globalns: dict[str, Any] = getattr(namespace, "__globals__", {})
+    resolved: dict[str, object] = {}
+    failed: list[tuple[str, str]] = []
+    for key, annotation in raw.items():
+        holder = types.SimpleNamespace(__annotations__={key: annotation})
+        try:
+            resolved[key] = typing.get_type_hints(holder, globalns)[key]
+        except (NameError, AttributeError, SyntaxError) as exc:
+            resolved[key] = Any
+            failed.append((key, getattr(exc, "name", None) or str(exc)))
+    return resolved, tuple(failed)
 
 
 def is_async(fn: object) -> bool:

@@ -217,7 +217,7 @@ def make_stage(
                 "consume its items and return (use then() for a stage that yields)",
             )
         if n_threads > 1:
-            returns = _introspect.hints(fn, label).annotations["return"]
+            returns = _introspect.hints(fn).annotations["return"]
             if returns is not None and returns is not type(None):
                 found = (
                     "no return annotation"

@@ -63,7 +63,8 @@ def check_stage(
     """
     label = stage.label
     _refuse_async(stage)
-    hints = _introspect.hints(stage.fn, label)
+    hints = _introspect.hints(stage.fn)
+    _warn_unresolved(label, hints)
     if strictness is Strictness.SEED:
         _require_annotations(label, hints, stage.role)
     binding: dict[Any, object] = {}
@@ -83,9 +84,25 @@ def check_alone(stage: StageSpec) -> None:
         PipelineTypeError: naming the task, what was expected and what was found.
     """
     _refuse_async(stage)
-    hints = _introspect.hints(stage.fn, stage.label)
+    hints = _introspect.hints(stage.fn)
+    _warn_unresolved(stage.label, hints)
     _require_annotations(stage.label, hints, Role.SINK)
     _check_constants(stage, hints, {}, Strictness.SEED)
+
+
+def _warn_unresolved(label: str, hints: Hints) -> None:
+    """Say once per stage which annotations count as ``Any`` because they cannot be resolved."""
+    if not hints.unresolved:
+        return
+    which = ", ".join(
+        f"{'the return' if key == 'return' else repr(key)} ({name!r})"
+        for key, name in hints.unresolved
+    )
+    warn_at_caller(
+        f"{label} has annotations that cannot be resolved at run time, so they count as Any: "
+        f"{which} (a name imported under 'if TYPE_CHECKING:' or a class local to a function?)",
+        PipelineTypeWarning,
+    )
 
 
 def _refuse_async(stage: StageSpec) -> None:
