@@ -8,7 +8,6 @@ class's ``__iter__`` return annotation itself, to find its item type. It is the 
 
 from __future__ import annotations
 
-import difflib
 import enum
 import functools
 import inspect
@@ -235,6 +234,8 @@ def check_binding(
         found = by_name.get(key)
         if found is None and not var_keyword:
             known = [p.name for p in params if p.kind not in _VARIADIC]
+            import difflib  # only on this error path: it costs an import otherwise
+
             hint = difflib.get_close_matches(key, known, n=1)
             suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
             accepted = ", ".join(known) if known else "none"

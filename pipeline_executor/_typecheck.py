@@ -4,8 +4,9 @@ For every stage, before any thread exists: the function is not async; its first 
 takes an iterator of items whose type fits what the previous stage yields (binding the
 stage's TypeVars from it); a source or stage returns an iterable (not a ``str`` or ``bytes``)
 whose item type becomes what the next stage is checked against; and every constant, those
-bound by ``functools.partial`` included, is checked against its parameter's annotation with
-``typeguard.check_type`` (every item of a collection). Missing annotations count as ``Any``,
+bound by ``functools.partial`` included, is checked against its parameter's annotation
+(``_fits``: ``isinstance`` for plain classes, typeguard otherwise, by sample for large
+collections). Missing annotations, and those that cannot be resolved, count as ``Any``,
 except under the seed's ``execute`` API, which requires them all and only warns about
 constants (see :class:`Strictness`).
 """
@@ -21,8 +22,9 @@ from typing import Any, cast
 
 from . import _introspect
 from ._errors import PipelineTypeError, PipelineTypeWarning, warn_at_caller
+from ._fits import mismatch
 from ._introspect import MISSING, Hints, Kind, classify
-from ._stages import Role, StageSpec
+from ._stages import Role, StageSpec, short_repr
 from ._subtype import (
     NOT_ITERABLE,
     BindError,
@@ -197,35 +199,17 @@ def _check_constants(
         annotation = hints.annotations.get(name, MISSING)
         if value is _INPUT or annotation is MISSING:
             continue
-        problem = _mismatch(value, substitute(annotation, binding))
+        problem = mismatch(value, substitute(annotation, binding))
         if problem is None:
             continue
         message = (
             f"expects its constant {key!r} to be {describe(annotation)}, but got "
-            f"{_short(value)} ({type(value).__name__}): {problem}"
+            f"{short_repr(value)} ({type(value).__name__}): {problem}"
         )
         if strictness is Strictness.SEED:
             warn_at_caller(f"{stage.label} {message}", PipelineTypeWarning)
         else:
             raise PipelineTypeError(stage.label, message) from problem
-
-
-def _short(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _mismatch(value: object, annotation: object) -> Exception | None:
-    """typeguard's complaint about ``value`` for ``annotation``, or None if it fits."""
-    from typeguard import CollectionCheckStrategy, TypeCheckError, check_type
-
-    try:
-        check_type(value, annotation, collection_check_strategy=CollectionCheckStrategy.ALL_ITEMS)
-    except TypeCheckError as exc:
-        return exc
-    except Exception:  # an annotation typeguard cannot check: accept, as mypy's verdict stands
-        return None
-    return None
 
 
 def with_item_checks(stage: StageSpec) -> StageSpec:

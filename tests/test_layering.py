@@ -20,7 +20,8 @@ ALLOWED: dict[str, set[str]] = {
     # the typing tower
     "_introspect": {"_errors"},
     "_subtype": {"_introspect"},
-    "_typecheck": {"_errors", "_introspect", "_stages", "_subtype"},
+    "_fits": {"_introspect"},
+    "_typecheck": {"_errors", "_fits", "_introspect", "_stages", "_subtype"},
     # what a backend is given (a stage's Monitor is imported for annotations only)
     "_stages": {"_errors", "_introspect", "_monitor", "_validate"},
     # the running tower
@@ -54,7 +55,7 @@ ALLOWED: dict[str, set[str]] = {
     "_compat": {"_builder", "_errors", "_introspect", "_stages", "_typecheck", "_validate"},
     "__init__": {"_builder", "_compat", "_errors", "_monitor", "_stats"},
 }
-TYPING_TOWER = {"_introspect", "_subtype", "_typecheck"}
+TYPING_TOWER = {"_introspect", "_subtype", "_fits", "_typecheck"}
 RUNNING_TOWER = {"_meter", "_channel", "_signals", "_diagnose", "_observe", "_runner"}
 
 
