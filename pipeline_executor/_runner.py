@@ -28,7 +28,7 @@ from ._signals import interrupts_deferred, sigterm_as_exit
 from ._stages import StageSpec
 from ._stats import PipelineStats, StageState
 
-__all__ = ["GRACE_PERIOD", "ThreadBackend"]
+__all__ = ["GRACE_PERIOD", "THREADS", "ThreadBackend"]
 
 GRACE_PERIOD = 1.0
 """Seconds a stopped pipeline waits for its threads before abandoning the ones still running."""

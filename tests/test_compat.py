@@ -104,7 +104,7 @@ def test_a_generator_as_the_last_task_is_drained() -> None:
 
 
 def test_a_task_failure_is_raised_with_the_task_named() -> None:
-    """Seed rule 3: the original exception, the failing step named."""
+    """Any failure stops everything and is raised as itself, the failing step named."""
 
     def failing(xs: Iterable[int]) -> Iterator[int]:
         for x in xs:

@@ -1,4 +1,4 @@
-"""Rule 5: a failure anywhere stops everything and reaches the caller as itself, stage named."""
+"""A failure anywhere stops everything and reaches the caller as itself (README, "Errors")."""
 
 from __future__ import annotations
 

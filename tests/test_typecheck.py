@@ -62,7 +62,7 @@ def total(xs: Iterable[int]) -> int:
 
 
 def test_the_message_names_both_stages_and_both_types() -> None:
-    """The issue's example, exactly."""
+    """The README's example ("Types"), exactly: both stages and both types named."""
     pipeline = untyped.source(words, n=4).then(batch, size=2)
     with pytest.raises(
         PipelineTypeError,
