@@ -27,6 +27,7 @@ __all__ = [
     "Role",
     "StageSpec",
     "make_stage",
+    "returns_none",
     "short_repr",
     "stage_label",
 ]
@@ -153,6 +154,13 @@ def _check_count(label: str, option: str, value: object, minimum: int) -> int:
     return value
 
 
+def returns_none(fn: Callable[..., object]) -> bool:
+    """Whether ``fn`` is annotated ``-> None``, as a sink on several threads must be (it has no
+    single return value); an annotation that cannot be resolved is not ``None``."""
+    returns = _introspect.hints(fn).annotations["return"]
+    return returns is None or returns is type(None)
+
+
 def stage_label(fn: object, role: Role, position: int) -> str:
     """How messages name a stage before it is validated, e.g. ``stage 2 'parse' (then)``."""
     if not callable(fn):
@@ -216,19 +224,18 @@ def make_stage(
                 "is a generator function, so calling it would consume nothing; a sink must "
                 "consume its items and return (use then() for a stage that yields)",
             )
-        if n_threads > 1:
+        if n_threads > 1 and not returns_none(fn):
             returns = _introspect.hints(fn).annotations["return"]
-            if returns is not None and returns is not type(None):
-                found = (
-                    "no return annotation"
-                    if returns is _introspect.MISSING
-                    else (f"'-> {getattr(returns, '__name__', returns)}'")
-                )
-                raise PipelineDefinitionError(
-                    label,
-                    f"runs on {n_threads} threads, so it has no single return value: "
-                    f"annotate it '-> None' (found {found})",
-                )
+            found = (
+                "no return annotation"
+                if returns is _introspect.MISSING
+                else f"'-> {getattr(returns, '__name__', returns)}'"
+            )
+            raise PipelineDefinitionError(
+                label,
+                f"runs on {n_threads} threads, so it has no single return value: "
+                f"annotate it '-> None' (found {found})",
+            )
     return StageSpec(
         fn=fn,
         role=role,
