@@ -263,6 +263,42 @@ def test_verdict_without_cpu_measurements_does_not_guess_the_gil() -> None:
     )
 
 
+def test_verdict_a_computing_source_is_told_what_a_one_thread_stage_can_do() -> None:
+    """A source computing under the GIL, one stage after it waiting: no threads for it."""
+    stats = run_of(
+        stage(1, "source", busy=9.8, cpu=9.0),
+        stage(2, "then", busy=4.0, starved=6.0, cpu=0.5),
+        stage(3, "sink", busy=1.0, blocked=0.0, starved=9.0, cpu=0.2),
+        process_cpu=9.9,
+    )
+    assert stats.verdict() == (
+        "bottleneck: 's1' (busy 98% on 1 thread(s); 's2' starved 60%) -> it computes on its "
+        "one thread (0.9 CPU, the whole process 1.0): speed up 's1', or move its work into "
+        "worker processes; a source runs on one thread"
+    )
+
+
+def test_verdict_a_lone_source_being_iterated_is_judged_on_its_own() -> None:
+    """Iterating a source alone: busy and never held back by the caller, it is the limit."""
+    stats = run_of(stage(1, "source", busy=9.0, cpu=0.2), process_cpu=0.3)
+    assert stats.verdict() == (
+        "bottleneck: 's1' (busy 90% on 1 thread(s)) -> a source runs on one thread: speed up "
+        "'s1', or move its slow part into a then() stage with threads after it"
+    )
+
+
+def test_verdict_consumer_bound_when_the_last_buffer_fills_for_the_caller() -> None:
+    """Iterating: a last stage filling its buffer faster than the loop takes items."""
+    stats = run_of(
+        stage(1, "source", busy=1.0, blocked=9.0),
+        stage(2, "then", busy=3.0, peak=90, capacity=8192),
+    )
+    assert stats.verdict() == (
+        "consumer-bound: 's2' fills its buffer faster than the caller takes items -> the "
+        "loop over the pipeline is the slowest part"
+    )
+
+
 def test_verdict_consumer_bound_when_the_caller_is_slow() -> None:
     """Iterating: the last stage waits for the caller most of the time."""
     stats = run_of(stage(1, "source", busy=1.0, blocked=9.0), stage(2, "then", blocked=9.0))
@@ -388,6 +424,15 @@ def test_a_slow_sink_that_returns_a_value_is_the_bottleneck_but_gets_no_threads(
     assert stats.verdict().startswith("bottleneck: 'slow_sink' (busy ")
     assert "upstream 'add_one' blocked" in stats.verdict()
     assert "-> 'slow_sink' returns a value, so it runs on one thread" in stats.verdict()
+
+
+def test_a_slow_sink_behind_a_buffer_still_filling_is_the_bottleneck_not_the_source() -> None:
+    """The source finished at once into an empty default buffer; the sink is the limit."""
+    stats = final_stats(Pipeline.from_iterable(range(250)).sink(slow_sink))
+    verdict = stats.verdict()
+    assert verdict.startswith("bottleneck: 'slow_sink' (busy ")
+    assert "upstream 'from_iterable' is faster: the buffer between them is filling (" in verdict
+    assert "speed up 'from_iterable'" not in verdict
 
 
 def test_process_cpu_counts_threads_the_library_did_not_start() -> None:
