@@ -17,8 +17,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import typing_inspect
-
 from ._errors import PipelineDefinitionError
 
 __all__ = [
@@ -305,6 +303,7 @@ class TypeInfo:
 
 
 _NONE_TYPES: tuple[object, ...] = (None, type(None))
+_SPECIAL_ORIGINS: tuple[object, ...] = (tuple, type, Callable, types.UnionType)
 
 
 def classify(tp: object) -> TypeInfo:
@@ -318,6 +317,15 @@ def classify(tp: object) -> TypeInfo:
         return classify(typing.get_args(tp)[0])
     if isinstance(tp, (str, typing.ForwardRef)):
         return TypeInfo(Kind.UNKNOWN)
+    # Plain classes and generics of ordinary classes (int, Path, Iterator[int], list[str])
+    # are none of the special forms below: decided here, so that a pipeline annotated only
+    # with them never imports typing_inspect (which imports typing_extensions).
+    if origin is None and isinstance(tp, type) and tp is not tuple and tp is not type:
+        return TypeInfo(Kind.CLASS, tp, ())
+    if isinstance(origin, type) and origin not in _SPECIAL_ORIGINS:
+        return TypeInfo(Kind.CLASS, origin, typing.get_args(tp))
+    import typing_inspect
+
     if typing_inspect.is_union_type(tp):
         return TypeInfo(Kind.UNION, args=typing.get_args(tp))
     if typing_inspect.is_literal_type(tp):

@@ -64,6 +64,30 @@ def test_plain_class_constants_are_checked_without_importing_typeguard() -> None
     assert out == "['None2x', 'None4x'] False"
 
 
+def test_a_first_run_imports_no_optional_or_heavy_module() -> None:
+    """Import, build and run with int and Iterator[int] annotations: none of typeguard,
+    typing_inspect, asyncio, logging or rich is imported (each costs start-up time)."""
+    out = run_fresh(
+        """
+        import sys
+        from collections.abc import Iterable, Iterator
+        from pipeline_executor import Pipeline
+
+        def numbers(n: int) -> Iterator[int]:
+            yield from range(n)
+
+        def add(xs: Iterable[int], k: int) -> Iterator[int]:
+            for x in xs:
+                yield x + k
+
+        assert Pipeline.source(numbers, n=3).then(add, k=1).sink(sum).run() == 6
+        heavy = {"typeguard", "typing_inspect", "typing_extensions", "asyncio", "logging", "rich"}
+        print(sorted(heavy & set(sys.modules)))
+        """
+    )
+    assert out == "[]"
+
+
 def test_a_generic_annotation_still_goes_to_typeguard() -> None:
     """list[int] needs typeguard: it is imported then, and the check happens."""
     out = run_fresh(
