@@ -35,7 +35,9 @@ def show_progress(stats: PipelineStats) -> None:
 
 def main() -> None:
     monitor = Monitor(show_progress, interval=0.25)
-    pipeline = Pipeline.source(load, 16, count=300).then(infer, threads=2, buffer=8).sink(write)
+    pipeline = (
+        Pipeline.source(load, buffer=16, count=300).then(infer, threads=2, buffer=8).sink(write)
+    )
     written = pipeline.run(monitor=monitor)
     print(f"wrote {written} items\n")
     print(monitor.stats())

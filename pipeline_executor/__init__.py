@@ -12,6 +12,7 @@
 """
 
 from ._builder import Pipeline as Pipeline
+from ._builder import PipelineIterator as PipelineIterator
 from ._builder import RunnablePipeline as RunnablePipeline
 from ._compat import PipelineTask as PipelineTask
 from ._compat import execute as execute
@@ -37,6 +38,7 @@ __all__ = [
     "Pipeline",
     "PipelineDefinitionError",
     "PipelineError",
+    "PipelineIterator",
     "PipelineStats",
     "PipelineTask",
     "PipelineTypeError",

@@ -8,20 +8,30 @@ then the stages are handed to a backend (:class:`~pipeline_executor._runner.Thre
 from __future__ import annotations
 
 import dataclasses
-import math
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sized
-from typing import Concatenate, Generic, ParamSpec, TextIO, TypeVar, cast
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TextIO, TypeVar, cast
 
 from . import _sequential
 from ._errors import PipelineDefinitionError
 from ._monitor import Monitor
 from ._progress import require_rich
 from ._runner import THREADS
-from ._stages import START_METHODS, Backend, Role, StageSpec, make_stage
+from ._stages import (
+    OPTION_NAMES,
+    START_METHODS,
+    Backend,
+    Role,
+    StageSpec,
+    make_stage,
+    short_repr,
+    stage_label,
+)
 from ._typecheck import check_stage, with_item_checks
+from ._validate import check_duration
 
-__all__ = ["Pipeline", "RunnablePipeline"]
+__all__ = ["Pipeline", "PipelineIterator", "RunnablePipeline"]
 
 T_co = TypeVar("T_co", covariant=True)
 R_co = TypeVar("R_co", covariant=True)
@@ -33,20 +43,35 @@ P = ParamSpec("P")
 def _check_timeout(value: object) -> float | None:
     if value is None:
         return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not 0 < value < math.inf  # NaN fails too; an infinite wait is None
-    ):
-        raise PipelineDefinitionError(
-            "pipeline", f"inactivity_timeout must be a number > 0 or None, got {value!r}"
-        )
-    return float(value)
+    return check_duration("pipeline", "inactivity_timeout", value)
 
 
 def from_iterable(items: Iterable[U]) -> Iterator[U]:
     """The source behind :meth:`Pipeline.from_iterable`."""
     yield from items
+
+
+def _split(
+    fn: object, role: Role, position: int, args: tuple[object, ...], kwargs: dict[str, object]
+) -> dict[str, Any]:
+    """Refuse positional arguments after ``fn``; take the options out of ``kwargs``.
+
+    What is left in ``kwargs`` are the constants. Options are told apart by name only
+    (``OPTION_NAMES``), so a new option needs its typed parameter and ``make_stage``'s
+    handling, nothing here.
+
+    Raises:
+        PipelineDefinitionError: a positional argument was given after ``fn``.
+    """
+    if args:
+        shown = ", ".join(short_repr(arg) for arg in args)
+        raise PipelineDefinitionError(
+            stage_label(fn, role, position),
+            f"got {len(args)} positional argument(s) after the function ({shown}); pass "
+            "options and constants by keyword, e.g. threads=2, size=224 (a positional-only "
+            "parameter's constant goes through functools.partial)",
+        )
+    return {name: kwargs.pop(name) for name in OPTION_NAMES & kwargs.keys()}
 
 
 class _Built:
@@ -64,9 +89,66 @@ class _Built:
         self._item_checks = item_checks
 
     def __repr__(self) -> str:
+        """The calls that built this pipeline; constants abbreviated (``reprlib``)."""
         checks = ".with_item_checks()" if self._item_checks else ""
         first, *rest = self._stages
-        return f"Pipeline.{first!r}{checks}" + "".join(f".{stage!r}" for stage in rest)
+        return f"Pipeline.{_stage_repr(first)}{checks}" + "".join(
+            f".{_stage_repr(stage)}" for stage in rest
+        )
+
+
+def _stage_repr(stage: StageSpec) -> str:
+    if stage.fn is from_iterable:
+        items = short_repr(stage.kwargs["items"])
+        return f"from_iterable({items}, buffer={stage.buffer})"
+    return repr(stage)
+
+
+class PipelineIterator(Iterator[T_co]):
+    """The items of one run of a pipeline, as ``iter(pipeline)`` and ``pipeline.iter()`` give.
+
+    An iterator with ``close()`` that is also a context manager: leaving the ``with`` block,
+    calling ``close()``, or dropping the iterator stops every stage and joins its threads.
+
+    >>> from pipeline_executor import Pipeline
+    >>> with Pipeline.from_iterable(range(10)).iter() as items:
+    ...     print(next(items), next(items))
+    0 1
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Iterator[object]) -> None:
+        """Wrap the generator of a backend's run; internal."""
+        self._items = cast("Iterator[T_co]", items)
+
+    def __iter__(self) -> Iterator[T_co]:
+        # The run's own generator, so `for x in pipeline.iter()` pays no extra call per item
+        # (`for x in pipeline` iterates this object); closing either closes the same run.
+        return self._items
+
+    def __next__(self) -> T_co:
+        return next(self._items)
+
+    def close(self) -> None:
+        """Stop the run if it has not ended: every stage stops and its threads are joined."""
+        close: Callable[[], object] | None = getattr(self._items, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> PipelineIterator[T_co]:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<PipelineIterator of {self._items!r}>"
 
 
 class Pipeline(_Built, Generic[T_co]):
@@ -97,122 +179,152 @@ class Pipeline(_Built, Generic[T_co]):
         """
         return Pipeline(self._stages, self._backend, item_checks=True)
 
-    @classmethod
-    def source(
-        cls,
-        fn: Callable[P, Iterable[U]],
-        buffer: int | None = None,
-        processes: int | None = None,
-        *args: P.args,
-        **kwargs: P.kwargs,
-    ) -> Pipeline[U]:
-        """Start a pipeline whose items come from ``fn(*args, **kwargs)``, run in one thread.
+    # Options and constants are all passed by keyword. The typed signatures below list the
+    # options *before* ``*args: P.args`` only because PEP 612 forbids keyword-only parameters
+    # between ``*args: P.args`` and ``**kwargs: P.kwargs``; Python would then bind a stray
+    # positional argument to an option (``.then(resize, 224)`` would start 224 threads). So the
+    # type checkers see the typed form (``TYPE_CHECKING``), and the runtime form takes
+    # ``(fn, *args, **kwargs)``, refuses any positional argument after ``fn`` and tells the
+    # options from the constants by name (``_stages.OPTION_NAMES``).
+    if TYPE_CHECKING:
 
-        Args:
-            fn: a generator function (or any function returning an iterable).
-            buffer: the most items of this stage alive at once (being produced, waiting, or
-                held by the next stage); default ``max(8192, threads)``.
-            processes: ``1`` runs the source in a worker process (pass it by keyword).
-            *args: positional constants for ``fn``.
-            **kwargs: keyword constants for ``fn``.
+        @classmethod
+        def source(
+            cls,
+            fn: Callable[P, Iterable[U]],
+            buffer: int | None = None,
+            processes: int | None = None,
+            *args: P.args,
+            **kwargs: P.kwargs,
+        ) -> Pipeline[U]: ...
 
-        Raises:
-            PipelineDefinitionError: a bad option, or constants that do not fit ``fn``.
-        """
-        stage = make_stage(
-            fn, Role.SOURCE, 1, buffer=buffer, processes=processes, args=args, kwargs=kwargs
-        )
-        return Pipeline((check_stage(None, stage),))
+        @classmethod
+        def from_iterable(cls, items: Iterable[U], *, buffer: int | None = None) -> Pipeline[U]: ...
 
-    @classmethod
-    def from_iterable(cls, items: Iterable[U], buffer: int | None = None) -> Pipeline[U]:
-        """Start a pipeline whose items are ``items``, read in one thread.
+        def then(
+            self,
+            fn: Callable[Concatenate[Iterator[T_co], P], Iterable[U]],
+            threads: int = 1,
+            buffer: int | None = None,
+            processes: int | None = None,
+            *args: P.args,
+            **kwargs: P.kwargs,
+        ) -> Pipeline[U]: ...
 
-        Each run iterates ``items`` again: pass a collection, not a one-shot iterator, to run
-        the pipeline more than once.
+        def sink(
+            self,
+            fn: Callable[Concatenate[Iterator[T_co], P], R],
+            threads: int = 1,
+            processes: int | None = None,
+            *args: P.args,
+            **kwargs: P.kwargs,
+        ) -> RunnablePipeline[R]: ...
 
-        Raises:
-            PipelineDefinitionError: a bad ``buffer``.
-        """
-        stage = make_stage(from_iterable, Role.SOURCE, 1, buffer=buffer, args=(items,))
-        if isinstance(items, Sized):  # its length now is the total progress shows
-            stage = dataclasses.replace(stage, length=len(items))
-        return Pipeline((stage,))
+    else:
 
-    def then(
-        self,
-        fn: Callable[Concatenate[Iterator[T_co], P], Iterable[U]],
-        threads: int = 1,
-        buffer: int | None = None,
-        processes: int | None = None,
-        *args: P.args,
-        **kwargs: P.kwargs,
-    ) -> Pipeline[U]:
-        """Add a stage: ``fn(items, *args, **kwargs)`` turns this pipeline's items into new ones.
+        @classmethod
+        def source(cls, fn, *args, **kwargs):
+            """Start a pipeline whose items come from ``fn(**constants)``, run in one thread.
 
-        Args:
-            fn: a generator function whose first parameter receives an iterator of items.
-            threads: how many instances of ``fn`` run at once, each in its own thread, each
-                item going to exactly one of them; their outputs merge, unordered if > 1.
-            buffer: the most items of this stage alive at once; ``>= threads``; default
-                ``max(8192, threads)``.
-            processes: run ``processes`` instances of ``fn``, each in its own worker process
-                (for pure-Python, CPU-bound work); exclusive with ``threads``. Its function
-                and constants must pickle (cloudpickle: lambdas do), and so must its items.
-            *args: positional constants for ``fn``.
-            **kwargs: keyword constants for ``fn``.
+            Called ``Pipeline.source(fn, buffer=None, processes=None, **constants)``;
+            everything after ``fn`` by keyword.
 
-        Raises:
-            PipelineDefinitionError: a bad option, or constants that do not fit ``fn``.
-        """
-        stage = make_stage(
-            fn,
-            Role.STAGE,
-            len(self._stages) + 1,
-            threads=threads,
-            buffer=buffer,
-            processes=processes,
-            args=args,
-            kwargs=kwargs,
-        )
-        stage = check_stage(self._stages[-1], stage)
-        return Pipeline((*self._stages, stage), self._backend, self._item_checks)
+            Args:
+                fn: a generator function (or any function returning an iterable).
+                buffer: the most items of this stage alive at once (being produced, waiting,
+                    or held by the next stage); default ``max(8192, threads)``.
+                processes: ``1`` runs the source in a worker process.
+                **constants: keyword arguments for ``fn``.
 
-    def sink(
-        self,
-        fn: Callable[Concatenate[Iterator[T_co], P], R],
-        threads: int = 1,
-        processes: int | None = None,
-        *args: P.args,
-        **kwargs: P.kwargs,
-    ) -> RunnablePipeline[R]:
-        """End the pipeline with ``fn(items, *args, **kwargs)``; ``run()`` returns its value.
+            Raises:
+                PipelineDefinitionError: a positional argument after ``fn``, a bad option, or
+                    constants that do not fit ``fn``.
+                PipelineTypeError: constants or a return annotation that do not fit.
+            """
+            return _start(fn, args, kwargs)
 
-        Args:
-            fn: a function that consumes its first parameter's items (not a generator).
-            threads: instances of ``fn`` at once; above 1, ``fn`` must be annotated ``-> None``.
-            processes: instances of ``fn`` in worker processes instead (exclusive with
-                ``threads``); its return value travels back pickled.
-            *args: positional constants for ``fn``.
-            **kwargs: keyword constants for ``fn``.
+        @classmethod
+        def from_iterable(cls, items, *args, buffer=None):
+            """Start a pipeline whose items are ``items``, read in one thread.
 
-        Raises:
-            PipelineDefinitionError: a bad option, constants that do not fit ``fn``, a
-                generator function, or a multi-threaded sink not annotated ``-> None``.
-        """
-        stage = make_stage(
-            fn,
-            Role.SINK,
-            len(self._stages) + 1,
-            threads=threads,
-            processes=processes,
-            args=args,
-            kwargs=kwargs,
-        )
-        stage = check_stage(self._stages[-1], stage)
-        return RunnablePipeline((*self._stages, stage), self._backend, self._item_checks)
+            Called ``Pipeline.from_iterable(items, buffer=None)``. Each run iterates ``items``
+            again: pass a collection, not a one-shot iterator, to run the pipeline more than
+            once.
 
-    def __iter__(self) -> Iterator[T_co]:
+            Raises:
+                PipelineDefinitionError: a positional argument after ``items``, or a bad
+                    ``buffer``.
+            """
+            _split(from_iterable, Role.SOURCE, 1, args, {})
+            stage = make_stage(
+                from_iterable, Role.SOURCE, 1, buffer=buffer, kwargs={"items": items}
+            )
+            if isinstance(items, Sized):  # its length now is the total progress shows
+                stage = dataclasses.replace(stage, length=len(items))
+            return Pipeline((stage,))
+
+        def then(self, fn, *args, **kwargs):
+            """Add a stage: ``fn(items, **constants)`` turns this pipeline's items into new ones.
+
+            Called ``.then(fn, threads=1, buffer=None, processes=None, **constants)``;
+            everything after ``fn`` by keyword.
+
+            Args:
+                fn: a generator function whose first parameter receives an iterator of items.
+                threads: how many instances of ``fn`` run at once, each in its own thread, each
+                    item going to exactly one of them; their outputs merge, unordered if > 1.
+                buffer: the most items of this stage alive at once; ``>= threads``; default
+                    ``max(8192, threads)``.
+                processes: run this many instances of ``fn`` instead, each in its own worker
+                    process (for pure-Python, CPU-bound work); exclusive with ``threads``. Its
+                    function and constants must pickle (cloudpickle: lambdas do), and so must
+                    its items.
+                **constants: keyword arguments for ``fn``.
+
+            Raises:
+                PipelineDefinitionError: a positional argument after ``fn``, a bad option, or
+                    constants that do not fit ``fn``.
+                PipelineTypeError: ``fn`` does not accept this pipeline's items, or constants
+                    that do not fit their annotations.
+            """
+            return self._add(Role.STAGE, fn, args, kwargs)
+
+        def sink(self, fn, *args, **kwargs):
+            """End the pipeline with ``fn(items, **constants)``; ``run()`` returns its value.
+
+            Called ``.sink(fn, threads=1, processes=None, **constants)``; everything after
+            ``fn`` by keyword.
+
+            Args:
+                fn: a function that consumes its first parameter's items (not a generator).
+                threads: instances of ``fn`` at once; above 1, ``fn`` must be annotated
+                    ``-> None``.
+                processes: instances of ``fn`` in worker processes instead (exclusive with
+                    ``threads``); its return value travels back pickled.
+                **constants: keyword arguments for ``fn``.
+
+            Raises:
+                PipelineDefinitionError: a positional argument after ``fn``, a bad option,
+                    constants that do not fit ``fn``, a generator function, or a
+                    multi-threaded sink not annotated ``-> None``.
+                PipelineTypeError: ``fn`` does not accept this pipeline's items, or constants
+                    that do not fit their annotations.
+            """
+            return self._add(Role.SINK, fn, args, kwargs)
+
+    def _add(
+        self, role: Role, fn: object, args: tuple[object, ...], kwargs: dict[str, object]
+    ) -> Any:
+        """The pipeline (or, for a sink, the runnable pipeline) with one more stage."""
+        position = len(self._stages) + 1
+        options = _split(fn, role, position, args, kwargs)
+        stage = make_stage(fn, role, position, kwargs=kwargs, **options)
+        stages = (*self._stages, check_stage(self._stages[-1], stage))
+        if role is Role.SINK:
+            return RunnablePipeline[Any](stages, self._backend, self._item_checks)
+        return Pipeline[Any](stages, self._backend, self._item_checks)
+
+    def __iter__(self) -> PipelineIterator[T_co]:
         """Run the pipeline; its items arrive in the caller's thread.
 
         Leaving the loop early (``break``, an exception, closing or dropping the iterator)
@@ -231,8 +343,9 @@ class Pipeline(_Built, Generic[T_co]):
         progress: bool | TextIO = False,
         start_method: str | None = None,
         sequential: bool = False,
-    ) -> Iterator[T_co]:
-        """Like ``iter(pipeline)``, with options.
+    ) -> PipelineIterator[T_co]:
+        """Like ``iter(pipeline)``, with options; the result has ``close()`` and is a context
+        manager (``with pipeline.iter() as items: ...``).
 
         Args:
             inactivity_timeout: if no item moves between any two stages for this many seconds
@@ -241,29 +354,36 @@ class Pipeline(_Built, Generic[T_co]):
             progress: ``True`` draws a live per-stage display on stderr if it is a terminal;
                 a file gets it live if a terminal, else plain lines. Needs
                 ``pipeline_executor[progress]`` in every case.
-            start_method: how worker processes of process stages start: ``"forkserver"``
-                (the default where it exists: safe while threads run), ``"spawn"`` (the
-                default elsewhere) or ``"fork"`` (fastest, unsafe once threads run).
-            sequential: run every stage in the caller's thread, lazily chained, one
-                instance each, no threads and no buffers: for debugging (a breakpoint in a
-                stage just works). ``monitor``, ``progress`` and ``inactivity_timeout`` do
-                not apply.
+            start_method: how the worker processes of process stages start:
+                ``"forkserver"`` (the default where it exists: safe while threads run),
+                ``"spawn"`` (the default elsewhere) or ``"fork"`` (fastest to start; unsafe
+                while other threads hold locks).
+            sequential: run every stage in the caller's thread, lazily chained, one instance
+                each, no threads and no buffers: for debugging (a breakpoint in a stage just
+                works). ``monitor``, ``progress`` and ``inactivity_timeout`` do not apply.
 
         Raises:
             PipelineDefinitionError: a bad option, or ``progress`` without rich installed.
         """
         timeout = _check_timeout(inactivity_timeout)
+        method = _check_start_method(start_method)
         stages = _runnable(self._stages, self._item_checks)
         if sequential:
-            return cast(Iterator[T_co], _sequential.iterate(stages))
+            return PipelineIterator(_sequential.iterate(stages))
         items = self._backend.iterate(
             stages,
             inactivity_timeout=timeout,
             monitor=monitor,
             progress=_where(progress),
-            start_method=_check_start_method(start_method),
+            start_method=method,
         )
-        return cast(Iterator[T_co], items)
+        return PipelineIterator(items)
+
+
+def _start(fn: object, args: tuple[object, ...], kwargs: dict[str, object]) -> Pipeline[Any]:
+    options = _split(fn, Role.SOURCE, 1, args, kwargs)
+    stage = make_stage(fn, Role.SOURCE, 1, kwargs=kwargs, **options)
+    return Pipeline[Any]((check_stage(None, stage),))
 
 
 class RunnablePipeline(_Built, Generic[R_co]):
@@ -289,13 +409,13 @@ class RunnablePipeline(_Built, Generic[R_co]):
             progress: ``True`` draws a live per-stage display on stderr if it is a terminal;
                 a file gets it live if a terminal, else plain lines. Needs
                 ``pipeline_executor[progress]`` in every case.
-            start_method: how worker processes of process stages start: ``"forkserver"``
-                (the default where it exists: safe while threads run), ``"spawn"`` (the
-                default elsewhere) or ``"fork"`` (fastest, unsafe once threads run).
-            sequential: run every stage in the caller's thread, lazily chained, one
-                instance each, no threads and no buffers: for debugging (a breakpoint in a
-                stage just works). ``monitor``, ``progress`` and ``inactivity_timeout`` do
-                not apply.
+            start_method: how the worker processes of process stages start:
+                ``"forkserver"`` (the default where it exists: safe while threads run),
+                ``"spawn"`` (the default elsewhere) or ``"fork"`` (fastest to start; unsafe
+                while other threads hold locks).
+            sequential: run every stage in the caller's thread, lazily chained, one instance
+                each, no threads and no buffers: for debugging (a breakpoint in a stage just
+                works). ``monitor``, ``progress`` and ``inactivity_timeout`` do not apply.
 
         Raises:
             PipelineDefinitionError: a bad option, or ``progress`` without rich installed.
@@ -305,6 +425,7 @@ class RunnablePipeline(_Built, Generic[R_co]):
                 Each carries a last note saying how every stage ended.
         """
         timeout = _check_timeout(inactivity_timeout)
+        method = _check_start_method(start_method)
         stages = _runnable(self._stages, self._item_checks)
         if sequential:
             return cast(R_co, _sequential.run(stages))
@@ -313,7 +434,7 @@ class RunnablePipeline(_Built, Generic[R_co]):
             inactivity_timeout=timeout,
             monitor=monitor,
             progress=_where(progress),
-            start_method=_check_start_method(start_method),
+            start_method=method,
         )
         return cast(R_co, result)
 

@@ -11,8 +11,9 @@ Hierarchy::
                                       (also a TypeError)
     └── RemoteStageError              a worker's exception that could not be pickled back
 
-    PipelineTypeWarning               a constant does not fit its annotation under execute()
-                                      (a UserWarning)
+    PipelineTypeWarning               an annotation that cannot be resolved (counted as Any),
+                                      or a constant that does not fit its annotation under
+                                      execute() (a UserWarning)
 
 Errors raised *by a stage* are never wrapped: the caller receives the stage's own exception
 object, with its own type and traceback, and a note (PEP 678) naming the stage.
@@ -39,6 +40,8 @@ from __future__ import annotations
 
 import signal
 import sys
+import warnings
+from types import FrameType
 from typing import cast
 
 __all__ = [
@@ -56,7 +59,10 @@ __all__ = [
     "add_note",
     "is_consequence",
     "raised_while_cancelled",
+    "warn_at_caller",
 ]
+
+_PACKAGE = __name__.rpartition(".")[0]
 
 
 def add_note(exc: BaseException, note: str) -> None:
@@ -109,6 +115,24 @@ def is_consequence(exc: BaseException, *, stopping: bool, aborting: bool) -> boo
     return aborting and (stopping or raised_while_cancelled(exc))
 
 
+def warn_at_caller(message: str, category: type[Warning]) -> None:
+    """Issue a warning attributed to the first frame outside this package: the user's line.
+
+    The ``stacklevel`` is counted by walking out of the package's own frames, as their
+    number differs between ``run()``, a ``for`` loop over a pipeline and ``execute()``.
+    """
+    frame: FrameType | None = sys._getframe(1)  # pyright: ignore[reportPrivateUsage]
+    level = 2  # stacklevel=2 names this frame (our caller); each frame further out adds one
+    while frame is not None and _in_package(frame.f_globals.get("__name__")):
+        frame = frame.f_back
+        level += 1
+    warnings.warn(message, category, stacklevel=level)
+
+
+def _in_package(module: object) -> bool:
+    return isinstance(module, str) and (module == _PACKAGE or module.startswith(_PACKAGE + "."))
+
+
 class PipelineError(Exception):
     """Base class of every exception defined by pipeline_executor."""
 
@@ -146,9 +170,11 @@ class PipelineTypeError(PipelineError, TypeError):
 
 
 class PipelineTypeWarning(UserWarning):
-    """Under ``execute()``, a constant whose value does not fit its parameter's annotation.
+    """A stage's types could not be checked as written, or, under ``execute()``, do not fit.
 
-    A warning, not an error: the seed API promised not to check constants' types.
+    Issued for an annotation that cannot be resolved at run time (it counts as ``Any``), and
+    under ``execute()`` for a constant whose value does not fit its parameter's annotation: a
+    warning, not an error, as the seed API promised not to check constants' types.
     """
 
 

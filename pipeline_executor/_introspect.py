@@ -1,23 +1,23 @@
 """What a stage function's signature says: its name, its parameters, its annotations.
 
-The only module that reads signatures and annotations; the type checks of the pipeline graph
-(``_typecheck``) build on it.
+It reads stage functions' signatures and resolves their annotations; ``_stages`` and
+``_typecheck`` build on it. It is not the only reader of annotations: ``_subtype`` reads a
+class's ``__iter__`` return annotation itself, to find its item type. It is the only user of
+``typing_inspect``.
 """
 
 from __future__ import annotations
 
-import difflib
 import enum
 import functools
 import inspect
+import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import typing_inspect
-
-from ._errors import PipelineDefinitionError, PipelineTypeError
+from ._errors import PipelineDefinitionError
 
 __all__ = [
     "MISSING",
@@ -37,6 +37,7 @@ MISSING: Any = inspect.Parameter.empty
 """Stands for an annotation that is not there."""
 
 _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+_VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
 
 
 def callable_name(fn: object) -> str:
@@ -76,11 +77,14 @@ class Hints:
             ``"return"`` (a class's is the class).
         bound: the values ``functools.partial`` bound, as (what to call it, parameter name,
             value); each item of a ``*args`` or ``**kwargs`` is one entry.
+        unresolved: the annotations that could not be resolved (they count as ``Any``), as
+            (parameter name or ``"return"``, the name that failed).
     """
 
     params: tuple[inspect.Parameter, ...]
     annotations: Mapping[str, object]
     bound: tuple[tuple[str, str, object], ...]
+    unresolved: tuple[tuple[str, str], ...] = ()
 
 
 def _annotated_target(fn: object) -> tuple[object, object]:
@@ -132,26 +136,47 @@ def _partial_bindings(fn: object) -> tuple[tuple[str, str, object], ...]:
     return tuple(arguments(tuple(signature.parameters.values()), tuple(args), keywords))
 
 
-def hints(fn: Callable[..., object], label: str) -> Hints:
+def hints(fn: Callable[..., object]) -> Hints:
     """Resolve the annotations of ``fn`` (strings included) with ``typing.get_type_hints``.
 
-    Raises:
-        PipelineTypeError: an annotation names something that cannot be resolved.
+    An annotation that cannot be resolved (``from __future__ import annotations`` with a name
+    imported under ``if TYPE_CHECKING:``, or a class local to a function) counts as ``Any``
+    and is listed in ``Hints.unresolved``: mypy accepts such code, so the build must too.
     """
     signature = _signature(fn)
     params = tuple(signature.parameters.values()) if signature is not None else ()
     target, implied_return = _annotated_target(fn)
+    unresolved: tuple[tuple[str, str], ...] = ()
     try:
         resolved = typing.get_type_hints(target)
-    except (NameError, AttributeError, SyntaxError) as exc:
-        raise PipelineTypeError(label, f"has an annotation that cannot be resolved: {exc}") from exc
+    except (NameError, AttributeError, SyntaxError):
+        resolved, unresolved = _resolve_each(target)
     except TypeError:  # not annotatable (some builtins): nothing is known
         resolved = {}
     annotations = {**resolved, **{p.name: resolved.get(p.name, MISSING) for p in params}}
     annotations["return"] = (
         implied_return if implied_return is not None else resolved.get("return", MISSING)
     )
-    return Hints(params=params, annotations=annotations, bound=_partial_bindings(fn))
+    return Hints(
+        params=params, annotations=annotations, bound=_partial_bindings(fn), unresolved=unresolved
+    )
+
+
+def _resolve_each(target: object) -> tuple[dict[str, object], tuple[tuple[str, str], ...]]:
+    """Resolve annotations one by one; those that fail become ``Any``, and are named."""
+    raw: Mapping[str, object] = getattr(target, "__annotations__", {})
+    namespace = inspect.unwrap(target) if callable(target) else target
+    globalns: dict[str, Any] = getattr(namespace, "__globals__", {})
+    resolved: dict[str, object] = {}
+    failed: list[tuple[str, str]] = []
+    for key, annotation in raw.items():
+        holder = types.SimpleNamespace(__annotations__={key: annotation})
+        try:
+            resolved[key] = typing.get_type_hints(holder, globalns)[key]
+        except (NameError, AttributeError, SyntaxError) as exc:
+            resolved[key] = Any
+            failed.append((key, getattr(exc, "name", None) or str(exc)))
+    return resolved, tuple(failed)
 
 
 def is_async(fn: object) -> bool:
@@ -165,17 +190,16 @@ def check_binding(
     label: str,
     *,
     takes_input: bool,
-    args: tuple[object, ...],
     kwargs: Mapping[str, object],
     reserved: frozenset[str],
 ) -> None:
     """Check that ``fn`` can be called as the runner will call it, before anything runs.
 
-    A stage with input is called ``fn(items, *args, **kwargs)``, a source ``fn(*args, **kwargs)``.
+    A stage with input is called ``fn(items, **kwargs)``, a source ``fn(**kwargs)``.
 
     Raises:
-        PipelineDefinitionError: a parameter is named like an option, a constant is missing,
-            unknown or positional-only, or there are too many positional constants.
+        PipelineDefinitionError: a parameter is named like an option, or a constant is
+            missing, unknown or positional-only.
     """
     signature = _signature(fn)
     if signature is None:
@@ -208,6 +232,8 @@ def check_binding(
         found = by_name.get(key)
         if found is None and not var_keyword:
             known = [p.name for p in params if p.kind not in _VARIADIC]
+            import difflib  # only on this error path: it costs an import otherwise
+
             hint = difflib.get_close_matches(key, known, n=1)
             suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
             accepted = ", ".join(known) if known else "none"
@@ -215,42 +241,30 @@ def check_binding(
                 label,
                 f"unknown constant {key!r} (its constants are: {accepted}){suggestion}",
             )
-        if (
-            found is not None
-            and found.kind is inspect.Parameter.POSITIONAL_ONLY
-            and not var_keyword
+    for param in params:
+        given = param.name in kwargs and not var_keyword  # else a keyword goes to **kwargs
+        if param.kind is inspect.Parameter.POSITIONAL_ONLY and (
+            given or param.default is inspect.Parameter.empty
         ):
+            how = (
+                f"bind it with functools.partial({name}, ...)"
+                if not takes_input
+                else "wrap the function in one that takes it by keyword (functools.partial "
+                "cannot bind a parameter that follows the items)"
+            )
             raise PipelineDefinitionError(
                 label,
-                f"parameter {key!r} is positional-only, so it cannot be given as a constant "
-                "by keyword; pass it positionally or bind it with functools.partial",
+                f"parameter {param.name!r} is positional-only, so it cannot be given as a "
+                f"constant (constants go by keyword); {how}",
             )
-    positional = [p for p in params if p.kind in _POSITIONAL]
-    if len(args) > len(positional) and not any(
-        p.kind is inspect.Parameter.VAR_POSITIONAL for p in params
-    ):
-        raise PipelineDefinitionError(
-            label,
-            f"takes {len(positional)} positional constant(s) but {len(args)} were given",
-        )
-    by_position = {p.name for p in positional[: len(args)]}
-    given = by_position | set(kwargs)
     missing = [
         p.name
         for p in params
-        if p.default is inspect.Parameter.empty and p.kind not in _VARIADIC and p.name not in given
+        if p.default is inspect.Parameter.empty and p.kind not in _VARIADIC and p.name not in kwargs
     ]
     if missing:
         names = ", ".join(repr(name) for name in missing)
         raise PipelineDefinitionError(label, f"missing constant(s) {names}")
-    for key in kwargs:
-        if key in by_position:
-            raise PipelineDefinitionError(
-                label, f"constant {key!r} is given both positionally and by keyword"
-            )
-
-
-_VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
 
 
 class Kind(enum.Enum):
@@ -289,6 +303,7 @@ class TypeInfo:
 
 
 _NONE_TYPES: tuple[object, ...] = (None, type(None))
+_SPECIAL_ORIGINS: tuple[object, ...] = (tuple, type, Callable, types.UnionType)
 
 
 def classify(tp: object) -> TypeInfo:
@@ -302,6 +317,15 @@ def classify(tp: object) -> TypeInfo:
         return classify(typing.get_args(tp)[0])
     if isinstance(tp, (str, typing.ForwardRef)):
         return TypeInfo(Kind.UNKNOWN)
+    # Plain classes and generics of ordinary classes (int, Path, Iterator[int], list[str])
+    # are none of the special forms below: decided here, so that a pipeline annotated only
+    # with them never imports typing_inspect (which imports typing_extensions).
+    if origin is None and isinstance(tp, type) and tp is not tuple and tp is not type:
+        return TypeInfo(Kind.CLASS, tp, ())
+    if isinstance(origin, type) and origin not in _SPECIAL_ORIGINS:
+        return TypeInfo(Kind.CLASS, origin, typing.get_args(tp))
+    import typing_inspect
+
     if typing_inspect.is_union_type(tp):
         return TypeInfo(Kind.UNION, args=typing.get_args(tp))
     if typing_inspect.is_literal_type(tp):

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from ._errors import PipelineDefinitionError, PipelineError
 from ._stats import PipelineStats
+from ._validate import check_duration
 
 __all__ = ["Monitor", "attach", "detach"]
 
@@ -28,10 +29,11 @@ class Monitor:
 
     Args:
         on_progress: called with a :class:`PipelineStats` snapshot every ``interval`` s.
-        interval: seconds between calls of ``on_progress``; > 0.
+        interval: seconds between calls of ``on_progress``; > 0 and <= ``threading.TIMEOUT_MAX``.
 
     Raises:
-        PipelineDefinitionError: ``interval`` is not a number > 0.
+        PipelineDefinitionError: ``interval`` is not a number of seconds > 0 and
+            <= ``threading.TIMEOUT_MAX``.
     """
 
     def __init__(
@@ -40,17 +42,8 @@ class Monitor:
         *,
         interval: float = 1.0,
     ) -> None:
-        value: object = interval  # validated: untyped callers may pass anything
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, (int, float))
-            or not 0 < value <= threading.TIMEOUT_MAX
-        ):
-            raise PipelineDefinitionError(
-                "Monitor", f"interval must be a number > 0, got {interval!r}"
-            )
+        self.interval = check_duration("Monitor", "interval", interval)
         self.on_progress = on_progress
-        self.interval = float(interval)
         self._lock = threading.Lock()
         self._source: Callable[[], PipelineStats] | None = None
         self._final: PipelineStats | None = None

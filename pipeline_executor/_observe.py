@@ -8,11 +8,10 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
-from . import _introspect
 from ._channel import Meter
 from ._errors import add_note
 from ._progress import ProgressDisplay
-from ._stages import Role, StageSpec
+from ._stages import Role, StageSpec, returns_none
 from ._stats import BufferStatistics, PipelineStats, StageState, StageStats
 
 __all__ = ["Observed", "add_shutdown_report", "report_progress", "snapshot"]
@@ -68,11 +67,7 @@ def _threadable(stage: StageSpec) -> bool:
         return False
     if stage.role is Role.STAGE or stage.threads > 1:
         return True
-    try:
-        returns = _introspect.hints(stage.fn, stage.label).annotations["return"]
-    except Exception:  # unresolvable annotations: the rule cannot be met
-        return False
-    return returns is None or returns is type(None)
+    return returns_none(stage.fn)
 
 
 def _cpus() -> int | None:

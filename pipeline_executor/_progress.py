@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import importlib
-import logging
 import sys
 from collections import deque
 from typing import TYPE_CHECKING, TextIO, cast
@@ -27,6 +26,8 @@ from ._errors import PipelineDefinitionError
 from ._stats import REPORT_COLUMNS, PipelineStats, report_row
 
 if TYPE_CHECKING:
+    import logging
+
     from rich.console import Console, Group
     from rich.live import Live
 
@@ -228,6 +229,10 @@ class _LiveTable:
 
 def _stream_handlers() -> list[logging.StreamHandler[TextIO]]:
     """Every ``StreamHandler`` of every logger that exists (once each)."""
+    if "logging" not in sys.modules:  # nothing imported it, so no handler exists
+        return []
+    import logging  # here, not at the top: importing it costs milliseconds at start-up
+
     loggers: list[logging.Logger] = [logging.getLogger()]
     loggers += [
         logger

@@ -8,6 +8,7 @@ that tuple and implement :class:`Backend`; the builder never needs to know which
 from __future__ import annotations
 
 import enum
+import reprlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -27,6 +28,9 @@ __all__ = [
     "Role",
     "StageSpec",
     "make_stage",
+    "returns_none",
+    "short_repr",
+    "stage_label",
 ]
 
 DEFAULT_BUFFER = 8192
@@ -40,10 +44,26 @@ stage the ``buffer`` your memory affords, e.g. ``buffer=threads * 2``.
 """
 
 OPTION_NAMES = frozenset({"threads", "buffer", "processes"})
+"""The names of stage options. The builder takes these keywords out of a call as options and
+passes them to :func:`make_stage`; every other keyword is a constant. So no stage parameter may
+be passed a constant by one of these names. A new option adds its name here, its typed
+parameter to the builder's signatures and its handling to :func:`make_stage`."""
+
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = 40
+_REPR.maxother = 40
+_REPR.maxlevel = 2
+
+
+def short_repr(value: object) -> str:
+    """``repr(value)``, abbreviated by ``reprlib`` (a few items of each collection, short
+    strings), so that a large constant cannot flood a message or a pipeline's repr."""
+    return _REPR.repr(value)
+
 
 START_METHODS = ("fork", "forkserver", "spawn")
 """How worker processes may start (multiprocessing's start methods)."""
-"""Names that stage options take, so no stage parameter may be passed a constant by them."""
 
 
 class Role(enum.Enum):
@@ -67,7 +87,7 @@ class StageSpec:
             its own worker process when ``processes`` is set.
         processes: whether the instances run in worker processes (``processes=n``).
         buffer: the most output items alive at once; ``None`` for a sink, which has no output.
-        args: positional constants.
+        args: positional constants; the builder gives none (constants go by keyword).
         kwargs: keyword constants (read-only).
         item_type: the type of the items it yields, as its annotations say (``Any`` when
             they do not; set by the build-time type check).
@@ -100,9 +120,7 @@ class StageSpec:
             parts.append(f"threads={self.threads}")
         if self.buffer is not None:
             parts.append(f"buffer={self.buffer}")
-        if self.args:
-            parts.append(f"args={self.args!r}")
-        parts.extend(f"{key}={value!r}" for key, value in self.kwargs.items())
+        parts.extend(f"{key}={short_repr(value)}" for key, value in self.kwargs.items())
         return f"{self.role.value}({', '.join(parts)})"
 
 
@@ -148,6 +166,20 @@ def _check_count(label: str, option: str, value: object, minimum: int) -> int:
     return value
 
 
+def returns_none(fn: Callable[..., object]) -> bool:
+    """Whether ``fn`` is annotated ``-> None``, as a sink on several threads must be (it has no
+    single return value); an annotation that cannot be resolved is not ``None``."""
+    returns = _introspect.hints(fn).annotations["return"]
+    return returns is None or returns is type(None)
+
+
+def stage_label(fn: object, role: Role, position: int) -> str:
+    """How messages name a stage before it is validated, e.g. ``stage 2 'parse' (then)``."""
+    if not callable(fn):
+        return f"stage {position} ({role.value})"
+    return f"stage {position} {_introspect.callable_name(fn)!r} ({role.value})"
+
+
 def make_stage(
     fn: object,
     role: Role,
@@ -156,22 +188,20 @@ def make_stage(
     threads: object = 1,
     buffer: object = None,
     processes: object = None,
-    args: tuple[object, ...] = (),
     kwargs: Mapping[str, object] | None = None,
 ) -> StageSpec:
-    """Validate a stage's function, options and constants, and describe it.
+    """Validate a stage's function, options and constants (all by keyword), and describe it.
 
     Raises:
         PipelineDefinitionError: naming the stage and what is wrong with it.
     """
     kwargs = dict(kwargs or {})
+    label = stage_label(fn, role, position)
     if not callable(fn):
-        label = f"stage {position} ({role.value})"
         raise PipelineDefinitionError(
             label, f"expected a callable, got {fn!r} ({type(fn).__name__})"
         )
     name = _introspect.callable_name(fn)
-    label = f"stage {position} {name!r} ({role.value})"
     n_threads = _check_count(label, "threads", threads, 1)
     if processes is not None:
         if n_threads != 1:
@@ -190,6 +220,10 @@ def make_stage(
             label, f"a source runs on exactly one thread, got threads={n_threads}"
         )
     n_buffer: int | None = None
+    if role is Role.SINK and buffer is not None:
+        raise PipelineDefinitionError(
+            label, f"a sink has no output, so it takes no buffer option, got buffer={buffer!r}"
+        )
     if role is not Role.SINK:
         if buffer is None:
             n_buffer = max(DEFAULT_BUFFER, n_threads)
@@ -205,7 +239,6 @@ def make_stage(
         fn,
         label,
         takes_input=role is not Role.SOURCE,
-        args=args,
         kwargs=kwargs,
         reserved=OPTION_NAMES,
     )
@@ -216,21 +249,20 @@ def make_stage(
                 "is a generator function, so calling it would consume nothing; a sink must "
                 "consume its items and return (use then() for a stage that yields)",
             )
-        if n_threads > 1:
-            returns = _introspect.hints(fn, label).annotations["return"]
-            if returns is not None and returns is not type(None):
-                found = (
-                    "no return annotation"
-                    if returns is _introspect.MISSING
-                    else (f"'-> {getattr(returns, '__name__', returns)}'")
-                )
-                raise PipelineDefinitionError(
-                    label,
-                    f"runs on {n_threads} threads, so it has no single return value: "
-                    f"annotate it '-> None' (found {found})",
-                )
+        if n_threads > 1 and not returns_none(fn):
+            returns = _introspect.hints(fn).annotations["return"]
+            found = (
+                "no return annotation"
+                if returns is _introspect.MISSING
+                else f"'-> {getattr(returns, '__name__', returns)}'"
+            )
+            raise PipelineDefinitionError(
+                label,
+                f"runs on {n_threads} threads, so it has no single return value: "
+                f"annotate it '-> None' (found {found})",
+            )
     if processes is not None:
-        check_picklable(fn, label, args, kwargs)
+        check_picklable(fn, label, kwargs)
     return StageSpec(
         fn=fn,
         role=role,
@@ -238,15 +270,13 @@ def make_stage(
         name=name,
         threads=n_threads,
         buffer=n_buffer,
-        args=tuple(args),
+        args=(),
         kwargs=MappingProxyType(kwargs),
         processes=processes is not None,
     )
 
 
-def check_picklable(
-    fn: object, label: str, args: Sequence[object], kwargs: Mapping[str, object]
-) -> None:
+def check_picklable(fn: object, label: str, kwargs: Mapping[str, object]) -> None:
     """A process stage's function and constants travel to every worker: check that they pickle
     (with cloudpickle, so lambdas and closures do) before anything runs.
 
@@ -260,7 +290,6 @@ def check_picklable(
     import cloudpickle  # lazily: only process stages need it
 
     named: list[tuple[str, object]] = [("the stage function", fn)]
-    named += [(f"positional constant {i + 1}", value) for i, value in enumerate(args)]
     named += [(f"constant {key!r}", value) for key, value in kwargs.items()]
     for what, value in named:
         try:
@@ -277,11 +306,5 @@ def _unpicklable(label: str, what: str, value: object, exc: Exception) -> Pipeli
     return PipelineDefinitionError(
         label,
         f"runs in worker processes, so {what} must pickle, but {type(value).__name__} "
-        f"{_short(value)} does not ({type(exc).__name__}: {exc})",
+        f"{short_repr(value)} does not ({type(exc).__name__}: {exc})",
     )
-
-
-def _short(value: object) -> str:
-    import reprlib
-
-    return reprlib.repr(value)

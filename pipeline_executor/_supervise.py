@@ -24,14 +24,13 @@ from __future__ import annotations
 import atexit
 import threading
 import time
-import warnings
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol, TextIO
 
 from ._channel import Aborted, ChannelTimeout, Meter, Receiver
-from ._errors import InactivityError, add_note, is_consequence
+from ._errors import InactivityError, add_note, is_consequence, warn_at_caller
 from ._monitor import Monitor, attach, detach
 from ._observe import add_shutdown_report, report_progress, snapshot
 from ._progress import ProgressDisplay
@@ -365,11 +364,10 @@ class Supervisor:
                         "force: it is left to finish the call it is in, and cannot keep the "
                         "interpreter from exiting)"
                     )
-                warnings.warn(
+                warn_at_caller(
                     f"pipeline_executor: {self._names(stuck)} did not stop within {grace:g} s "
                     f"of the pipeline stopping; {'; '.join(what)}:\n{lines}",
                     RuntimeWarning,
-                    stacklevel=4,
                 )
         with self._lock:
             running = set(self._running)

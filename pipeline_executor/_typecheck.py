@@ -4,8 +4,9 @@ For every stage, before any thread exists: the function is not async; its first 
 takes an iterator of items whose type fits what the previous stage yields (binding the
 stage's TypeVars from it); a source or stage returns an iterable (not a ``str`` or ``bytes``)
 whose item type becomes what the next stage is checked against; and every constant, those
-bound by ``functools.partial`` included, is checked against its parameter's annotation with
-``typeguard.check_type`` (every item of a collection). Missing annotations count as ``Any``,
+bound by ``functools.partial`` included, is checked against its parameter's annotation
+(``_fits``: ``isinstance`` for plain classes, typeguard otherwise, by sample for large
+collections). Missing annotations, and those that cannot be resolved, count as ``Any``,
 except under the seed's ``execute`` API, which requires them all and only warns about
 constants (see :class:`Strictness`).
 """
@@ -16,14 +17,14 @@ import collections.abc as abc
 import dataclasses
 import enum
 import inspect
-import warnings
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, cast
 
 from . import _introspect
-from ._errors import PipelineTypeError, PipelineTypeWarning
+from ._errors import PipelineTypeError, PipelineTypeWarning, warn_at_caller
+from ._fits import mismatch
 from ._introspect import MISSING, Hints, Kind, classify
-from ._stages import Role, StageSpec
+from ._stages import Role, StageSpec, short_repr
 from ._subtype import (
     NOT_ITERABLE,
     BindError,
@@ -34,7 +35,7 @@ from ._subtype import (
     substitute,
 )
 
-__all__ = ["Strictness", "check_stage", "with_item_checks"]
+__all__ = ["Strictness", "check_alone", "check_stage", "with_item_checks"]
 
 _INPUT = object()  # stands for the items in a binding of a stage's parameters
 
@@ -63,13 +64,9 @@ def check_stage(
         PipelineTypeError: naming the stage, what was expected and what was found.
     """
     label = stage.label
-    if _introspect.is_async(stage.fn):
-        raise PipelineTypeError(
-            label,
-            "is an async function: async stages are not supported (yet); write a plain "
-            "generator, and run any coroutine inside it with asyncio.run()",
-        )
-    hints = _introspect.hints(stage.fn, label)
+    _refuse_async(stage)
+    hints = _introspect.hints(stage.fn)
+    _warn_unresolved(label, hints)
     if strictness is Strictness.SEED:
         _require_annotations(label, hints, stage.role)
     binding: dict[Any, object] = {}
@@ -79,6 +76,44 @@ def check_stage(
         stage = dataclasses.replace(stage, item_type=_yielded(stage, hints, binding))
     _check_constants(stage, hints, binding, strictness)
     return stage
+
+
+def check_alone(stage: StageSpec) -> None:
+    """Check a task that ``execute()`` runs alone, as a plain call: it is not async, every
+    parameter and the return are annotated, and its constants fit (or a warning says not).
+
+    Raises:
+        PipelineTypeError: naming the task, what was expected and what was found.
+    """
+    _refuse_async(stage)
+    hints = _introspect.hints(stage.fn)
+    _warn_unresolved(stage.label, hints)
+    _require_annotations(stage.label, hints, Role.SINK)
+    _check_constants(stage, hints, {}, Strictness.SEED)
+
+
+def _warn_unresolved(label: str, hints: Hints) -> None:
+    """Say once per stage which annotations count as ``Any`` because they cannot be resolved."""
+    if not hints.unresolved:
+        return
+    which = ", ".join(
+        f"{'the return' if key == 'return' else repr(key)} ({name!r})"
+        for key, name in hints.unresolved
+    )
+    warn_at_caller(
+        f"{label} has annotations that cannot be resolved at run time, so they count as Any: "
+        f"{which} (a name imported under 'if TYPE_CHECKING:' or a class local to a function?)",
+        PipelineTypeWarning,
+    )
+
+
+def _refuse_async(stage: StageSpec) -> None:
+    if _introspect.is_async(stage.fn):
+        raise PipelineTypeError(
+            stage.label,
+            "is an async function: async stages are not supported (yet); write a plain "
+            "generator, and run any coroutine inside it with asyncio.run()",
+        )
 
 
 def _require_annotations(label: str, hints: Hints, role: Role) -> None:
@@ -164,35 +199,17 @@ def _check_constants(
         annotation = hints.annotations.get(name, MISSING)
         if value is _INPUT or annotation is MISSING:
             continue
-        problem = _mismatch(value, substitute(annotation, binding))
+        problem = mismatch(value, substitute(annotation, binding))
         if problem is None:
             continue
         message = (
             f"expects its constant {key!r} to be {describe(annotation)}, but got "
-            f"{_short(value)} ({type(value).__name__}): {problem}"
+            f"{short_repr(value)} ({type(value).__name__}): {problem}"
         )
         if strictness is Strictness.SEED:
-            warnings.warn(PipelineTypeWarning(f"{stage.label} {message}"), stacklevel=5)
+            warn_at_caller(f"{stage.label} {message}", PipelineTypeWarning)
         else:
             raise PipelineTypeError(stage.label, message) from problem
-
-
-def _short(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _mismatch(value: object, annotation: object) -> Exception | None:
-    """typeguard's complaint about ``value`` for ``annotation``, or None if it fits."""
-    from typeguard import CollectionCheckStrategy, TypeCheckError, check_type
-
-    try:
-        check_type(value, annotation, collection_check_strategy=CollectionCheckStrategy.ALL_ITEMS)
-    except TypeCheckError as exc:
-        return exc
-    except Exception:  # an annotation typeguard cannot check: accept, as mypy's verdict stands
-        return None
-    return None
 
 
 def with_item_checks(stage: StageSpec) -> StageSpec:

@@ -234,13 +234,14 @@ class _Reading:
         if last.role != "sink" and (
             self.held_back(len(self.stages) - 1) or self.filling(len(self.stages) - 1)
         ):
+            blocked = self.share(last, last.blocked)
             how = (
-                f"waits {self.share(last, last.blocked):.0%} of the time for the caller"
-                if self.share(last, last.blocked) >= BLOCKED
+                f"waits {blocked:.0%} of the time for the caller to take items"
+                if blocked >= BLOCKED
                 else "fills its buffer faster than the caller takes items"
             )
             return (
-                f"consumer-bound: {last.name!r} {how} to take items -> the loop over the "
+                f"consumer-bound: {last.name!r} {how} -> the loop over the "
                 "pipeline is the slowest part"
             )
         busiest = max(self.stages, key=self.load)

@@ -1,14 +1,21 @@
-"""Rule 9: the seed's execute(tasks=[PipelineTask(...)]) runs on the same engine."""
+"""The seed's execute(tasks=[PipelineTask(...)]) on the same engine (README, "The execute API")."""
 
 from __future__ import annotations
 
 import re
 import threading
 from collections.abc import Iterable, Iterator
+from typing import Any, cast
 
 import pytest
 
-from pipeline_executor import PipelineDefinitionError, PipelineTask, execute
+from pipeline_executor import (
+    PipelineDefinitionError,
+    PipelineTask,
+    PipelineTypeError,
+    PipelineTypeWarning,
+    execute,
+)
 
 from .stages import Boom, add_one, numbers
 
@@ -97,7 +104,7 @@ def test_a_generator_as_the_last_task_is_drained() -> None:
 
 
 def test_a_task_failure_is_raised_with_the_task_named() -> None:
-    """Seed rule 3: the original exception, the failing step named."""
+    """Any failure stops everything and is raised as itself, the failing step named."""
 
     def failing(xs: Iterable[int]) -> Iterator[int]:
         for x in xs:
@@ -120,7 +127,6 @@ def test_a_task_failure_is_raised_with_the_task_named() -> None:
 @pytest.mark.parametrize(
     ("tasks", "message"),
     [
-        ([], "execute: tasks must be a non-empty sequence of PipelineTask, got []"),
         (
             [PipelineTask(numbers, constants={"n": 1}, num_threads=2)],
             "stage 1 'numbers' (source): a source runs on exactly one thread, got threads=2",
@@ -145,6 +151,100 @@ def test_bad_tasks_are_rejected_before_anything_runs(
     """Definition errors name the task's position and function."""
     with pytest.raises(PipelineDefinitionError, match=f"^{re.escape(message)}$"):
         execute(tasks)
+
+
+def test_no_tasks_run_nothing_and_return_none() -> None:
+    """execute([]) is an empty job: it returns None."""
+    assert execute([]) is None
+
+
+def test_tasks_that_are_not_a_sequence_are_rejected() -> None:
+    """A generator of tasks could be consumed only once: a definition error, naming its type."""
+    tasks = (task for task in [PipelineTask(numbers, constants={"n": 1})])
+    message = (
+        f"execute: tasks must be a sequence of PipelineTask (a list or a tuple), got {tasks!r} "
+        "(generator)"
+    )
+    with pytest.raises(PipelineDefinitionError, match=f"^{re.escape(message)}$"):
+        execute(tasks)  # type: ignore[arg-type]
+
+
+def test_a_single_task_not_in_a_list_is_rejected_with_the_fix() -> None:
+    """execute(task) says to put it in a list."""
+    task = PipelineTask(numbers, constants={"n": 1})
+    message = (
+        f"execute: tasks must be a sequence of PipelineTask (a list or a tuple), got {task!r} "
+        "(PipelineTask); a single task goes in a list: execute([task])"
+    )
+    with pytest.raises(PipelineDefinitionError, match=f"^{re.escape(message)}$"):
+        execute(task)  # type: ignore[arg-type]
+
+
+def test_execute_returns_what_the_sink_returns() -> None:
+    """The sink's return value comes back from execute()."""
+
+    def total(xs: Iterable[int]) -> int:
+        return sum(xs)
+
+    assert execute([PipelineTask(numbers, constants={"n": 5}), PipelineTask(total)]) == 10
+
+
+def test_a_single_plain_task_runs_alone_with_its_constants() -> None:
+    """A lone task that is not a generator is the whole job: called once, its value returned."""
+    calls: list[tuple[int, str]] = []
+
+    def job(n: int, label: str) -> None:
+        calls.append((n, label))
+
+    def answer(n: int) -> int:
+        return n * 2
+
+    assert execute([PipelineTask(job, constants={"n": 3, "label": "x"})]) is None
+    assert calls == [(3, "x")]
+    assert execute([PipelineTask(answer, constants={"n": 21})]) == 42
+
+
+def test_a_single_task_failure_reaches_the_caller_as_itself_with_the_task_named() -> None:
+    """The lone task's own exception, with a note naming it."""
+    error = Boom("alone")
+
+    def job() -> None:
+        raise error
+
+    with pytest.raises(Boom) as info:
+        execute([PipelineTask(job)])
+    assert info.value is error
+    assert getattr(error, "__notes__", []) == [
+        "pipeline_executor: raised by stage 1 'job' (source), run alone by execute()"
+    ]
+
+
+def test_a_single_task_is_checked_before_it_runs() -> None:
+    """A lone task's constants and annotations are checked as any task's are."""
+    called: list[object] = []
+
+    def job(n: int) -> None:
+        called.append(n)
+
+    def unannotated(n):  # type: ignore[no-untyped-def]  # pyright: ignore[reportMissingParameterType]
+        called.append(n)  # pyright: ignore[reportUnknownArgumentType]
+
+    untyped: Any = cast("Any", unannotated)
+
+    with pytest.raises(
+        PipelineDefinitionError,
+        match=r"^stage 1 'job' \(source\): unknown constant 'm' \(its constants are: n\)",
+    ):
+        execute([PipelineTask(job, constants={"m": 1})])
+    with pytest.raises(
+        PipelineTypeError,
+        match=r"^stage 1 'unannotated' \(source\) has no annotation on parameter\(s\) 'n'; "
+        r"execute\(\) needs them all$",
+    ):
+        execute([PipelineTask(untyped, constants={"n": 1})])
+    with pytest.warns(PipelineTypeWarning, match=r"expects its constant 'n' to be int"):
+        execute([PipelineTask(job, constants={"n": "1"})])
+    assert called == ["1"]
 
 
 def test_a_non_task_is_rejected() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import re
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import pytest
@@ -100,7 +100,7 @@ def test_a_source_buffer_is_validated() -> None:
         PipelineDefinitionError,
         match=exact("stage 1 'numbers' (source): buffer must be >= 1, got -1"),
     ):
-        Pipeline.source(numbers, -1, n=3)
+        Pipeline.source(numbers, buffer=-1, n=3)
 
 
 def test_a_missing_constant_is_named() -> None:
@@ -131,41 +131,89 @@ def test_a_source_missing_its_constants_is_rejected() -> None:
         untyped_source(numbers)
 
 
-def test_too_many_positional_constants_are_rejected() -> None:
-    """Positional constants beyond the parameters are a build error."""
-    with pytest.raises(
-        PipelineDefinitionError,
-        match=exact("stage 1 'numbers' (source): takes 1 positional constant(s) but 2 were given"),
-    ):
-        untyped_source(numbers, None, 1, 2)
+POSITIONAL = (
+    "got {n} positional argument(s) after the function ({shown}); pass options and constants "
+    "by keyword, e.g. threads=2, size=224 (a positional-only parameter's constant goes "
+    "through functools.partial)"
+)
 
 
-def test_a_constant_given_twice_is_rejected() -> None:
-    """Positionally and by keyword at once: a build error."""
-    with pytest.raises(
-        PipelineDefinitionError,
-        match=exact(
-            "stage 1 'numbers' (source): constant 'n' is given both positionally and by keyword"
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (
+            lambda: untyped_source(numbers, 10),
+            "stage 1 'numbers' (source): " + POSITIONAL.format(n=1, shown="10"),
         ),
-    ):
-        untyped_source(numbers, None, 1, n=2)
+        (
+            lambda: untyped.then(add_one, 224),
+            "stage 2 'add_one' (then): " + POSITIONAL.format(n=1, shown="224"),
+        ),
+        (
+            lambda: untyped.then(add_one, 2, 8),
+            "stage 2 'add_one' (then): " + POSITIONAL.format(n=2, shown="2, 8"),
+        ),
+        (
+            lambda: untyped.sink(total, 1),
+            "stage 2 'total' (sink): " + POSITIONAL.format(n=1, shown="1"),
+        ),
+        (lambda: untyped.then(42, 1), "stage 2 (then): " + POSITIONAL.format(n=1, shown="1")),
+        (
+            lambda: Pipeline.from_iterable([1], 4),  # type: ignore[call-arg]  # pyright: ignore[reportCallIssue]
+            "stage 1 'from_iterable' (source): " + POSITIONAL.format(n=1, shown="4"),
+        ),
+    ],
+    ids=["source", "then", "then-two", "sink", "not-callable", "from_iterable"],
+)
+def test_a_positional_argument_after_the_function_is_rejected(
+    build: Callable[[], object], message: str
+) -> None:
+    """Options and constants go by keyword: a positional one is a build error, never an option."""
+    with pytest.raises(PipelineDefinitionError, match=exact(message)):
+        build()
 
 
-def test_a_positional_only_parameter_cannot_be_a_keyword_constant() -> None:
-    """A positional-only parameter passed by keyword names the parameter and the fix."""
+def test_a_long_positional_argument_is_abbreviated_in_the_message() -> None:
+    """The message shows a positional argument through reprlib, not in full."""
+    with pytest.raises(PipelineDefinitionError, match=r"\(\[0, 1, 2, 3, 4, 5, \.\.\.\]\)"):
+        untyped.then(add_one, list(range(100_000)))
+
+
+def test_a_sink_takes_no_buffer() -> None:
+    """A sink has no output buffer; buffer= on it is refused, not passed on as a constant."""
+    message = (
+        "stage 2 'total' (sink): a sink has no output, so it takes no buffer option, got buffer=4"
+    )
+    with pytest.raises(PipelineDefinitionError, match=exact(message)):
+        untyped.sink(total, buffer=4)
+
+
+def test_a_positional_only_parameter_of_a_stage_cannot_be_a_constant() -> None:
+    """A positional-only parameter after the items names the parameter and the fix."""
     message = (
         "stage 2 'positional_only' (then): parameter 'factor' is positional-only, so it "
-        "cannot be given as a constant by keyword; pass it positionally or bind it with "
-        "functools.partial"
+        "cannot be given as a constant (constants go by keyword); wrap the function in one "
+        "that takes it by keyword (functools.partial cannot bind a parameter that follows "
+        "the items)"
     )
     with pytest.raises(PipelineDefinitionError, match=exact(message)):
         untyped.then(positional_only, factor=2)
 
 
-def test_positional_constants_follow_the_options() -> None:
-    """Constants may be given positionally after threads and buffer."""
-    pipeline = Pipeline.source(numbers, None, 3).then(positional_only, 1, None, 10)
-    assert list(pipeline) == [0, 10, 20]
+def numbers_from(start: int, /, n: int) -> Iterator[int]:
+    yield from range(start, start + n)
+
+
+def test_a_positional_only_parameter_of_a_source_points_at_partial() -> None:
+    """A source's positional-only parameter is bound with functools.partial, as it says."""
+    message = (
+        "stage 1 'numbers_from' (source): parameter 'start' is positional-only, so it cannot "
+        "be given as a constant (constants go by keyword); bind it with "
+        "functools.partial(numbers_from, ...)"
+    )
+    with pytest.raises(PipelineDefinitionError, match=exact(message)):
+        untyped_source(numbers_from, n=2)
+    assert list(Pipeline.source(functools.partial(numbers_from, 10), n=2)) == [10, 11]
 
 
 def test_a_parameter_named_like_an_option_is_rejected_with_the_partial_fix() -> None:
@@ -270,23 +318,50 @@ def test_the_builder_is_immutable() -> None:
 
 def test_reprs_read_like_the_code_that_built_them() -> None:
     """Every builder object has a useful repr."""
-    pipeline = Pipeline.source(lines, 8, n=3).then(parse, threads=2, encoding="utf-8")
+    pipeline = Pipeline.source(lines, buffer=8, n=3).then(parse, threads=2, encoding="utf-8")
     assert repr(pipeline) == (
         "Pipeline.source(lines, buffer=8, n=3)"
         ".then(parse, threads=2, buffer=8192, encoding='utf-8')"
     )
-    assert repr(Pipeline.source(numbers, 4, n=3).sink(total)) == (
+    assert repr(Pipeline.source(numbers, buffer=4, n=3).sink(total)) == (
         "Pipeline.source(numbers, buffer=4, n=3).sink(total, threads=1)"
     )
-    assert repr(Pipeline.from_iterable([1], buffer=2)) == (
-        "Pipeline.source(from_iterable, buffer=2, args=([1],))"
+    assert repr(Pipeline.from_iterable([1], buffer=2)) == "Pipeline.from_iterable([1], buffer=2)"
+
+
+def test_reprs_abbreviate_large_constants() -> None:
+    """A 100,000-item constant shows as a few items, and the whole repr stays short."""
+    many = list(range(100_000))
+    text = "x" * 10_000
+
+    def prefixed(xs: Iterable[int], prefix: str, table: list[int]) -> Iterator[str]:
+        for x in xs:
+            yield prefix + str(table[x])
+
+    pipeline = Pipeline.from_iterable(many).then(prefixed, prefix=text, table=many)
+    assert repr(pipeline) == (
+        "Pipeline.from_iterable([0, 1, 2, 3, 4, 5, ...], buffer=8192)"
+        ".then(prefixed, threads=1, buffer=8192, "
+        "prefix='xxxxxxxxxxxxxxxxx...xxxxxxxxxxxxxxxxxx', table=[0, 1, 2, 3, 4, 5, ...])"
     )
 
 
-@pytest.mark.parametrize("timeout", [0, -1.0, "1", True, float("nan"), float("inf")])
+@pytest.mark.parametrize(
+    "timeout", [0, -1.0, "1", True, float("nan"), float("inf"), 1e300, threading.TIMEOUT_MAX * 2]
+)
 def test_a_bad_inactivity_timeout_is_rejected(timeout: Any) -> None:
-    """inactivity_timeout must be a positive number."""
-    with pytest.raises(PipelineDefinitionError, match=r"^pipeline: inactivity_timeout must be"):
+    """inactivity_timeout must be a number > 0 and <= threading.TIMEOUT_MAX, checked at once."""
+    message = exact(
+        "pipeline: inactivity_timeout must be a number of seconds > 0 and <= "
+        f"{threading.TIMEOUT_MAX:g} (threading.TIMEOUT_MAX), got {timeout!r}"
+    )
+    with pytest.raises(PipelineDefinitionError, match=message):
         Pipeline.source(numbers, n=1).sink(total).run(inactivity_timeout=timeout)
-    with pytest.raises(PipelineDefinitionError, match=r"^pipeline: inactivity_timeout must be"):
+    with pytest.raises(PipelineDefinitionError, match=message):
         Pipeline.source(numbers, n=1).iter(inactivity_timeout=timeout)
+
+
+def test_the_longest_inactivity_timeout_is_accepted() -> None:
+    """threading.TIMEOUT_MAX itself is a valid timeout, and the run uses it without overflow."""
+    pipeline = Pipeline.source(numbers, n=3).sink(total)
+    assert pipeline.run(inactivity_timeout=threading.TIMEOUT_MAX) == 3

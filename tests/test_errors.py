@@ -1,4 +1,4 @@
-"""Rule 5: a failure anywhere stops everything and reaches the caller as itself, stage named."""
+"""A failure anywhere stops everything and reaches the caller as itself (README, "Errors")."""
 
 from __future__ import annotations
 
@@ -290,7 +290,7 @@ def test_every_failure_carries_a_report_of_how_each_stage_ended() -> None:
         yield 0
 
     with pytest.raises(Boom) as info:
-        Pipeline.source(numbers, 1, n=3).then(failing, buffer=1).sink(total).run()
+        Pipeline.source(numbers, buffer=1, n=3).then(failing, buffer=1).sink(total).run()
     # With buffer=1 the source cannot make item 1 before item 0 is done with: it was stopped.
     assert report(info.value) == [
         "  stage 1 'numbers' (source): cancelled, 1 out",

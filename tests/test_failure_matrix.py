@@ -94,7 +94,7 @@ def build(
     def middle(xs: Iterable[int]) -> Iterator[int]:
         yield from behave(record, "middle", of("middle"), xs)
 
-    pipeline = Pipeline.source(source, buffer).then(middle, threads=threads, buffer=buffer)
+    pipeline = Pipeline.source(source, buffer=buffer).then(middle, threads=threads, buffer=buffer)
     if sink:
 
         def last(xs: Iterable[int]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import threading
 import weakref
@@ -18,7 +19,7 @@ WAIT = 10.0
 
 @pytest.mark.parametrize("threads", [1, 2, 4])
 def test_every_item_reaches_the_end_exactly_once(threads: int) -> None:
-    """Rule 1: each item goes to exactly one instance; outputs merge."""
+    """threads=n: each item goes to exactly one instance; outputs merge (README, "Threads")."""
     result = (
         Pipeline.source(numbers, n=1000)
         .then(add_one, threads=threads)
@@ -68,14 +69,14 @@ def test_the_source_runs_in_its_own_thread_and_items_arrive_in_the_callers() -> 
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_a_finished_source_lets_the_rest_drain(threads: int) -> None:
-    """Seed rule 1: when the source ends, downstream stages finish their buffered work."""
+    """When the source ends, downstream stages finish their buffered work."""
     result = Pipeline.source(numbers, n=300).then(add_one, threads=threads).sink(total).run()
     assert result == sum(range(1, 301))
 
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_a_stage_ending_after_its_input_lets_the_rest_drain(threads: int) -> None:
-    """Seed rule 2: a stage that yields more after its input ended is drained downstream."""
+    """A stage that yields more after its input ended is drained downstream."""
 
     def then_three_more(xs: Iterable[int]) -> Iterator[int]:
         yield from xs
@@ -88,7 +89,7 @@ def test_a_stage_ending_after_its_input_lets_the_rest_drain(threads: int) -> Non
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_a_stage_stopping_early_stops_its_upstream_and_closes_it(threads: int) -> None:
-    """Rule 4: take-first-n on an endless source ends, the source generator is closed."""
+    """Take-first-n on an endless source ends; the source is closed (README, "Ending early")."""
     recorder = Recorder()
 
     def watched_endless() -> Iterator[int]:
@@ -121,7 +122,7 @@ def test_a_sink_that_returns_early_stops_everything_upstream() -> None:
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_an_early_stop_closes_every_upstream_stage(threads: int) -> None:
-    """Rule 4 through a middle stage: both the source and the middle stage are closed."""
+    """Ending early through a middle stage: both the source and the middle stage are closed."""
     recorder = Recorder()
 
     def source() -> Iterator[int]:
@@ -146,7 +147,7 @@ def test_an_early_stop_closes_every_upstream_stage(threads: int) -> None:
 
 
 def test_iterating_twice_runs_twice() -> None:
-    """Rule 6: each iteration is a new run."""
+    """Each iteration is a new run (README, "Stages")."""
     calls: list[int] = []
 
     def counted(n: int) -> Iterator[int]:
@@ -185,10 +186,10 @@ def test_an_empty_source_ends_every_stage() -> None:
     assert Pipeline.source(numbers, n=0).then(add_one, threads=3).sink(collect).run() == []
 
 
-@pytest.mark.parametrize("how", ["break", "close", "gc", "raise"])
+@pytest.mark.parametrize("how", ["break", "close", "with", "closing", "gc", "raise"])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_leaving_the_loop_early_stops_the_pipeline(how: str, threads: int) -> None:
-    """Rule 6: break, close(), dropping the iterator or raising closes every stage's generator."""
+    """Break, close(), a with block, dropping the iterator or raising closes every generator."""
     recorder = Recorder()
 
     def source() -> Iterator[int]:
@@ -212,7 +213,15 @@ def test_leaving_the_loop_early_stops_the_pipeline(how: str, threads: int) -> No
     elif how == "close":
         iterator = pipeline.iter()
         assert isinstance(next(iterator), int)
-        iterator.close()  # type: ignore[attr-defined]
+        iterator.close()
+    elif how == "with":
+        with pipeline.iter() as items:
+            assert isinstance(next(items), int)
+    elif how == "closing":
+        with contextlib.closing(iter(pipeline)) as items:
+            for x in items:
+                if x == 10:
+                    break
     elif how == "gc":
         iterator = iter(pipeline)
         assert isinstance(next(iterator), int)
@@ -234,7 +243,7 @@ def test_leaving_the_loop_early_stops_the_pipeline(how: str, threads: int) -> No
 
 
 def test_the_memory_bound_is_exact_with_an_endless_source_and_a_slow_consumer() -> None:
-    """Rule 2: at most `buffer` items of a stage are alive: being made, waiting, or held."""
+    """At most `buffer` items of a stage live: being made, waiting, or held (README, "Buffers")."""
     made = [0]
     done = [0]
     peak = [0]

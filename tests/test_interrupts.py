@@ -1,4 +1,4 @@
-"""Rules 7 and 8: Ctrl-C in the caller, stuck stages, and the inactivity timeout."""
+"""Ctrl-C in the caller, stuck stages, and the inactivity timeout (README, "Errors")."""
 
 from __future__ import annotations
 

@@ -99,7 +99,9 @@ def test_threaded_pipeline_equals_sequential_composition(
         buffer = max(buffer, threads)
         want = list(fn(want, k))
         if fn is batch_unbatch:  # two real stages, each on its own threads
-            pipeline = pipeline.then(batch, threads, buffer, k + 1).then(unbatch, threads, buffer)
+            pipeline = pipeline.then(batch, threads=threads, buffer=buffer, size=k + 1).then(
+                unbatch, threads=threads, buffer=buffer
+            )
         else:
             stage: Stage = functools.partial(fn, k=k)
             pipeline = pipeline.then(stage, threads=threads, buffer=buffer)

@@ -492,7 +492,7 @@ def test_the_sequential_mode_closes_every_generator(tmp_path: Path) -> None:
     items = pipeline.iter(sequential=True)
     assert next(items) == 0
     assert list(first.glob("finally-*")) == []
-    items.close()  # type: ignore[attr-defined]
+    items.close()
     assert len(list(first.glob("finally-*"))) == len(list(second.glob("finally-*"))) == 1
 
 

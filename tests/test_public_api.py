@@ -15,6 +15,7 @@ def test_the_export_list_is_pinned() -> None:
         "Pipeline",
         "PipelineDefinitionError",
         "PipelineError",
+        "PipelineIterator",
         "PipelineStats",
         "PipelineTask",
         "PipelineTypeError",

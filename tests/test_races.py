@@ -63,7 +63,7 @@ def test_break_while_the_producer_waits_for_a_full_buffer() -> None:
 def test_many_threads_on_the_smallest_buffer() -> None:
     """threads == buffer everywhere: nothing lost, nothing duplicated, no deadlock."""
     pipeline = (
-        Pipeline.source(numbers, 1, n=30)
+        Pipeline.source(numbers, buffer=1, n=30)
         .then(add_one, threads=4, buffer=4)
         .then(add_one, threads=3, buffer=3)
         .sink(collect)

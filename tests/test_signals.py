@@ -238,7 +238,7 @@ def test_a_stage_stuck_in_an_uninterruptible_call_is_reported_and_abandoned(
 def test_exiting_without_closing_an_iteration_does_not_hang(tmp_path: Path) -> None:
     """sys.exit() with a pipeline still open: the child exits, its stages' finally ran."""
     body = """
-    items = iter(Pipeline.source(endless, 2).then(work))
+    items = iter(Pipeline.source(endless, buffer=2).then(work))
     for _ in range(1001):
         next(items)
     sys.exit(3)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -295,6 +296,42 @@ def test_verdict_without_cpu_measurements_does_not_guess_the_gil() -> None:
     )
 
 
+def test_verdict_a_computing_source_is_told_what_a_one_thread_stage_can_do() -> None:
+    """A source computing under the GIL, one stage after it waiting: no threads for it."""
+    stats = run_of(
+        stage(1, "source", busy=9.8, cpu=9.0),
+        stage(2, "then", busy=4.0, starved=6.0, cpu=0.5),
+        stage(3, "sink", busy=1.0, blocked=0.0, starved=9.0, cpu=0.2),
+        process_cpu=9.9,
+    )
+    assert stats.verdict() == (
+        "bottleneck: 's1' (busy 98% on 1 thread(s); 's2' starved 60%) -> it computes on its "
+        "one thread (0.9 CPU, the whole process 1.0): speed up 's1', or move its work into "
+        "worker processes; a source runs on one thread"
+    )
+
+
+def test_verdict_a_lone_source_being_iterated_is_judged_on_its_own() -> None:
+    """Iterating a source alone: busy and never held back by the caller, it is the limit."""
+    stats = run_of(stage(1, "source", busy=9.0, cpu=0.2), process_cpu=0.3)
+    assert stats.verdict() == (
+        "bottleneck: 's1' (busy 90% on 1 thread(s)) -> a source runs on one thread: speed up "
+        "'s1', or move its slow part into a then() stage with threads after it"
+    )
+
+
+def test_verdict_consumer_bound_when_the_last_buffer_fills_for_the_caller() -> None:
+    """Iterating: a last stage filling its buffer faster than the loop takes items."""
+    stats = run_of(
+        stage(1, "source", busy=1.0, blocked=9.0),
+        stage(2, "then", busy=3.0, peak=90, capacity=8192),
+    )
+    assert stats.verdict() == (
+        "consumer-bound: 's2' fills its buffer faster than the caller takes items -> the "
+        "loop over the pipeline is the slowest part"
+    )
+
+
 def test_verdict_consumer_bound_when_the_caller_is_slow() -> None:
     """Iterating: the last stage waits for the caller most of the time."""
     stats = run_of(stage(1, "source", busy=1.0, blocked=9.0), stage(2, "then", blocked=9.0))
@@ -385,7 +422,7 @@ def final_stats(runnable: object) -> PipelineStats:
 def test_a_sleeping_stage_is_the_bottleneck_and_more_threads_would_help() -> None:
     """A stage sleeping per item: busy, little CPU, its source blocked."""
     stats = final_stats(
-        Pipeline.source(for_a_while, 4, seconds=RUN).then(sleepy, buffer=4).sink(total)
+        Pipeline.source(for_a_while, buffer=4, seconds=RUN).then(sleepy, buffer=4).sink(total)
     )
     assert stats.verdict().startswith("bottleneck: 'sleepy' (busy ")
     assert "upstream 'for_a_while' blocked" in stats.verdict()
@@ -395,7 +432,9 @@ def test_a_sleeping_stage_is_the_bottleneck_and_more_threads_would_help() -> Non
 def test_a_pure_python_stage_on_two_threads_is_cpu_bound_under_the_gil() -> None:
     """Two spinning threads share one interpreter lock."""
     stats = final_stats(
-        Pipeline.source(for_a_while, 4, seconds=RUN).then(spin, threads=2, buffer=4).sink(total)
+        Pipeline.source(for_a_while, buffer=4, seconds=RUN)
+        .then(spin, threads=2, buffer=4)
+        .sink(total)
     )
     assert stats.verdict().startswith("bottleneck: 'spin' (busy ")
     assert "likely CPU-bound under the GIL" in stats.verdict()
@@ -413,11 +452,20 @@ def test_a_slow_source_makes_the_pipeline_source_bound() -> None:
 def test_a_slow_sink_that_returns_a_value_is_the_bottleneck_but_gets_no_threads() -> None:
     """The sink is busy, its upstream blocked; it returns a value, so no "more threads"."""
     stats = final_stats(
-        Pipeline.source(for_a_while, 4, seconds=RUN).then(add_one, buffer=4).sink(slow_sink)
+        Pipeline.source(for_a_while, buffer=4, seconds=RUN).then(add_one, buffer=4).sink(slow_sink)
     )
     assert stats.verdict().startswith("bottleneck: 'slow_sink' (busy ")
     assert "upstream 'add_one' blocked" in stats.verdict()
     assert "-> 'slow_sink' returns a value, so it runs on one thread" in stats.verdict()
+
+
+def test_a_slow_sink_behind_a_buffer_still_filling_is_the_bottleneck_not_the_source() -> None:
+    """The source finished at once into an empty default buffer; the sink is the limit."""
+    stats = final_stats(Pipeline.from_iterable(range(250)).sink(slow_sink))
+    verdict = stats.verdict()
+    assert verdict.startswith("bottleneck: 'slow_sink' (busy ")
+    assert "upstream 'from_iterable' is faster: the buffer between them is filling (" in verdict
+    assert "speed up 'from_iterable'" not in verdict
 
 
 def test_process_cpu_counts_threads_the_library_did_not_start() -> None:
@@ -451,9 +499,9 @@ def test_process_cpu_counts_threads_the_library_did_not_start() -> None:
 def test_final_statistics_count_every_item_and_every_stage_finished() -> None:
     """After the run: exact items in and out, states, buffer peaks within their size."""
     monitor = Monitor()
-    assert Pipeline.source(numbers, 16, n=1000).then(add_one, 2, 8).sink(total).run(
-        monitor=monitor
-    ) == sum(range(1, 1001))
+    assert Pipeline.source(numbers, buffer=16, n=1000).then(add_one, threads=2, buffer=8).sink(
+        total
+    ).run(monitor=monitor) == sum(range(1, 1001))
     stats = monitor.stats()
     assert not stats.running
     assert [(s.name, s.items_in, s.items_out, s.state) for s in stats.stages] == [
@@ -483,7 +531,7 @@ def test_a_snapshot_can_be_taken_from_another_thread_while_it_runs() -> None:
             yield x
 
     monitor = Monitor()
-    runnable = Pipeline.source(numbers, 16, n=500).then(pauses, buffer=16).sink(total)
+    runnable = Pipeline.source(numbers, buffer=16, n=500).then(pauses, buffer=16).sink(total)
     runner = threading.Thread(target=runnable.run, kwargs={"monitor": monitor})
     runner.start()
     try:
@@ -560,14 +608,20 @@ def test_a_monitor_watches_one_run_at_a_time_and_says_when_it_has_none() -> None
     assert next(items) == 0
     with pytest.raises(PipelineDefinitionError, match=r"^Monitor: it is watching another run"):
         Pipeline.from_iterable(range(3)).sink(total).run(monitor=monitor)
-    items.close()  # type: ignore[attr-defined]
+    items.close()
     assert not monitor.stats().running
 
 
-@pytest.mark.parametrize("interval", [0, -1, "1", True, float("nan"), float("inf")])
+@pytest.mark.parametrize(
+    "interval", [0, -1, "1", True, float("nan"), float("inf"), 1e10, threading.TIMEOUT_MAX * 2]
+)
 def test_a_bad_interval_is_rejected(interval: object) -> None:
-    """interval must be a number > 0."""
-    with pytest.raises(PipelineDefinitionError, match=r"^Monitor: interval must be a number"):
+    """interval is a duration like inactivity_timeout: same bounds, same message shape."""
+    message = re.escape(
+        "Monitor: interval must be a number of seconds > 0 and <= "
+        f"{threading.TIMEOUT_MAX:g} (threading.TIMEOUT_MAX), got {interval!r}"
+    )
+    with pytest.raises(PipelineDefinitionError, match=f"^{message}$"):
         Monitor(interval=interval)  # type: ignore[arg-type]
 
 

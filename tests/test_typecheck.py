@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import decimal
 import functools
 import re
+import sys
 import warnings
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator, Sequence
 from numbers import Number
@@ -26,6 +28,7 @@ from pipeline_executor._typecheck import check_stage
 
 from .stages import batch
 from .typecheck_types import Animal, Box, Cell, Dog, UserId
+from .unresolved_stages import scale_by, to_decimal
 
 X = TypeVar("X")
 N = TypeVar("N", bound=Number)
@@ -59,7 +62,7 @@ def total(xs: Iterable[int]) -> int:
 
 
 def test_the_message_names_both_stages_and_both_types() -> None:
-    """The issue's example, exactly."""
+    """The README's example ("Types"), exactly: both stages and both types named."""
     pipeline = untyped.source(words, n=4).then(batch, size=2)
     with pytest.raises(
         PipelineTypeError,
@@ -227,20 +230,66 @@ def len_of_lists(xs: Iterable[list[str]]) -> Iterator[int]:
         yield len(x)
 
 
-def test_an_unresolvable_annotation_names_the_stage_and_the_name() -> None:
-    """A name nothing defines is a PipelineTypeError, not a crash."""
+UNRESOLVED = (
+    "{label} has annotations that cannot be resolved at run time, so they count as Any: "
+    "{which} (a name imported under 'if TYPE_CHECKING:' or a class local to a function?)"
+)
 
-    def broken(xs: Iterable[Missing]) -> Iterator[int]:  # type: ignore[name-defined]  # noqa: F821  # pyright: ignore[reportUndefinedVariable]
-        yield from ()
 
-    with pytest.raises(
-        PipelineTypeError,
-        match=exact(
-            "stage 2 'broken' (then) has an annotation that cannot be resolved: "
-            "name 'Missing' is not defined"
-        ),
+def test_an_annotation_imported_for_type_checking_only_counts_as_any() -> None:
+    """A TYPE_CHECKING-only name: one warning naming the stage and the name; the stage runs."""
+    message = UNRESOLVED.format(label="stage 2 'to_decimal' (then)", which="the return ('Decimal')")
+    with pytest.warns(PipelineTypeWarning, match=exact(message)) as records:
+        pipeline = Pipeline.source(numbers, n=3).then(to_decimal)
+    assert len(records) == 1
+    assert [str(x) for x in pipeline] == ["0", "1", "2"]
+
+
+def test_an_unresolved_parameter_annotation_leaves_its_constant_unchecked() -> None:
+    """The constant of an unresolved parameter is accepted as Any; the others are still checked."""
+    message = UNRESOLVED.format(
+        label="stage 2 'scale_by' (then)", which="'factor' ('Decimal'), the return ('Decimal')"
+    )
+    with pytest.warns(PipelineTypeWarning, match=exact(message)):
+        pipeline = Pipeline.source(numbers, n=2).then(scale_by, factor=decimal.Decimal(2))
+    assert [str(x) for x in pipeline] == ["0", "2"]
+    with (
+        pytest.warns(PipelineTypeWarning),
+        pytest.raises(PipelineTypeError, match=r"expects its constant 'offset' to be int"),
     ):
-        Pipeline.source(numbers, n=1).then(broken)  # pyright: ignore[reportUnknownArgumentType]
+        untyped.source(numbers, n=2).then(scale_by, factor=decimal.Decimal(2), offset="1")
+
+
+def test_a_class_local_to_a_function_counts_as_any() -> None:
+    """Under postponed annotations a local class cannot be resolved: Any, with the warning."""
+
+    class Local:
+        pass
+
+    def make(xs: Iterable[int]) -> Iterator[Local]:
+        for _ in xs:
+            yield Local()
+
+    def count(items: Iterable[Local]) -> int:
+        return sum(1 for _ in items)
+
+    with pytest.warns(PipelineTypeWarning) as records:
+        runnable = Pipeline.source(numbers, n=4).then(make).sink(count)
+    assert [str(r.message) for r in records] == [
+        UNRESOLVED.format(label="stage 2 'make' (then)", which="the return ('Local')"),
+        UNRESOLVED.format(label="stage 3 'count' (sink)", which="'items' ('Local')"),
+    ]
+    assert runnable.run() == 4
+
+
+def test_an_unresolved_annotation_under_execute_warns_at_the_callers_line() -> None:
+    """execute() accepts it too, with the warning pointing at the execute() call."""
+    tasks = [PipelineTask(numbers, constants={"n": 2}), PipelineTask(to_decimal)]
+    line = sys._getframe().f_lineno + 2  # pyright: ignore[reportPrivateUsage]
+    with pytest.warns(PipelineTypeWarning, match=r"^stage 2 'to_decimal' \(then\) has") as records:
+        execute(tasks)
+    (record,) = records
+    assert (record.filename, record.lineno) == (__file__, line)
 
 
 # -- traps mypy lets through ----------------------------------------------------------------

@@ -41,3 +41,4 @@ Pipeline.source(numbers, m=3)  # type: ignore[call-arg]  # pyright: ignore[repor
 Pipeline.source(numbers, n="3")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
 source.sink(upper)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
 x: str = source.sink(not_iterable).run()  # type: ignore[assignment]  # pyright: ignore[reportAssignmentType]
+Pipeline.from_iterable([1, 2], 4)  # type: ignore[call-arg]  # pyright: ignore[reportCallIssue]

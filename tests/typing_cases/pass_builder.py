@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
 from typing_extensions import assert_type
 
-from pipeline_executor import Pipeline, PipelineTask, RunnablePipeline, execute
+from pipeline_executor import (
+    Pipeline,
+    PipelineIterator,
+    PipelineTask,
+    RunnablePipeline,
+    execute,
+)
 
 X = TypeVar("X")
 
@@ -49,7 +56,6 @@ def lengths(xs: Iterator[str]) -> list[int]:
 source = Pipeline.source(numbers, n=10)
 assert_type(source, Pipeline[int])
 assert_type(source.then(to_str), Pipeline[str])
-assert_type(source.then(to_str, 2, None, "#"), Pipeline[str])
 assert_type(source.then(to_str, threads=2, prefix="#"), Pipeline[str])
 assert_type(source.then(batch, size=3), Pipeline[list[int]])
 assert_type(source.then(to_str).then(batch, size=2), Pipeline[list[str]])
@@ -59,11 +65,27 @@ assert_type(source.then(to_str).sink(lengths).run(inactivity_timeout=5.0), list[
 assert_type(source.sink(store, threads=4).run(), None)
 assert_type(Pipeline.from_iterable(["a", "b"]), Pipeline[str])
 assert_type(Pipeline.source(functools.partial(numbers, 3)), Pipeline[int])
-assert_type(Pipeline.source(numbers, 16, 10), Pipeline[int])
+assert_type(Pipeline.source(numbers, buffer=16, n=10), Pipeline[int])
+assert_type(Pipeline.from_iterable([1, 2], buffer=4), Pipeline[int])
 
 for item in source.then(to_str):
     assert_type(item, str)
 for chunk in source.iter(inactivity_timeout=1.0):
     assert_type(chunk, int)
+
+# iter() and iter(pipeline) give an iterator with close() that is also a context manager.
+assert_type(source.iter(), PipelineIterator[int])
+assert_type(iter(source), PipelineIterator[int])
+assert_type(next(source.iter()), int)
+source.iter().close()
+with source.iter() as items:
+    assert_type(items, PipelineIterator[int])
+    for number in items:
+        assert_type(number, int)
+with contextlib.closing(source.then(to_str).iter()) as strings:
+    assert_type(strings, PipelineIterator[str])
+    for word in strings:
+        assert_type(word, str)
+iterator: Iterator[int] = source.iter()
 
 execute([PipelineTask(numbers, constants={"n": 3}), PipelineTask(store, num_threads=2)])
