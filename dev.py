@@ -77,7 +77,9 @@ def test() -> None:
     _run(_tool("ruff", "format", "--check", "."))
     _run(_tool("mypy"))
     _run(_tool("basedpyright", "--pythonpath", _bin(VENV, "python")))
+    _run(_tool("coverage", "erase"))
     _run(_tool("coverage", "run", "-m", "pytest", *sys.argv[2:]))
+    _run(_tool("coverage", "combine", "--quiet"))  # the worker processes' data files too
     _run(_tool("coverage", "report", "--fail-under=90"))
     for version, extras in OTHER_PYTHONS.items():
         python = _find_python(version)
