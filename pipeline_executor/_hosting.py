@@ -82,6 +82,9 @@ class LocalHost:
         """What it is doing now."""
         raise NotImplementedError
 
+    def prepare(self) -> None:
+        """Nothing to create before the run's threads start (a process host forks here)."""
+
     def start(self) -> None:
         """Start its thread."""
         self.thread.start()

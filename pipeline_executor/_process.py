@@ -134,8 +134,8 @@ class ProcessHost(LocalHost):
 
     # -- the supervisor's hooks ----------------------------------------------------------
 
-    def start(self) -> None:
-        """Start the worker process, then its proxy thread."""
+    def prepare(self) -> None:
+        """Start the worker process (before any thread of the run: see ``Host.prepare``)."""
         stage = self.stage
         conn, child_conn = self._ctx.Pipe(duplex=True)
         control_r, control_w = self._ctx.Pipe(duplex=False)
@@ -180,7 +180,6 @@ class ProcessHost(LocalHost):
                 end.close()
         self._conn, self._control, self._status = conn, control_w, status_r
         self._endpoint = Endpoint(conn)
-        self.thread.start()
 
     def cancel(self) -> None:
         """Tell the worker to stop at its next item, and wake the proxy."""
@@ -192,12 +191,15 @@ class ProcessHost(LocalHost):
             pass
 
     def kill(self) -> bool:
-        """SIGKILL the worker process; the proxy then ends as its pipe closes."""
+        """SIGKILL the worker process; the proxy then ends as its pipe closes (one that never
+        started leaves the process to be reaped here)."""
         process = self._process
         if process is None or process.exitcode is not None:
             return False
         self._killed = True
         process.kill()
+        if not self.started():
+            process.join()
         return True
 
     def cpu(self) -> float | None:

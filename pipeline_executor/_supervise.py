@@ -104,6 +104,12 @@ class Host(Protocol):
         """How messages name it, e.g. ``thread pipeline-parse-1``."""
         ...
 
+    def prepare(self) -> None:
+        """Create what must exist before any thread of the run starts (a worker process: a
+        fork while threads run can inherit a lock held forever). Called for every host
+        before any host's :meth:`start`."""
+        ...
+
     def start(self) -> None:
         """Start it (in the caller's thread, signals held back)."""
         ...
@@ -258,8 +264,9 @@ class Supervisor:
 
     # -- in the caller -------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Start every host; if one cannot start, stop and join the ones that did."""
+    def start(self, monitor: Monitor | None, display: ProgressDisplay | None) -> None:
+        """Prepare every host, then start the monitor's helper and every host; if one cannot
+        start, stop and join the ones that did."""
         _LIVE.add(self)
         hosts = self.wiring.hosts
         self._started_at = time.perf_counter()
@@ -273,6 +280,9 @@ class Supervisor:
             # the mask, so signals can only go to the caller's thread).
             with interrupts_deferred():
                 for host in hosts:
+                    host.prepare()  # worker processes, before any thread of the run
+                self.watch(monitor, display)
+                for host in hosts:
                     host.start()
                     started += 1
         except BaseException:  # e.g. "can't start new thread": nothing else has run yet
@@ -283,6 +293,8 @@ class Supervisor:
                 if not self._running:
                     self._all_done.set()
             self.abort()
+            for host in hosts[started:]:
+                host.kill()  # a worker process prepared for a host that never started
             self.shutdown()
             raise
 
@@ -461,13 +473,12 @@ def _begin(
     display = ProgressDisplay(options.progress) if options.progress is not None else None
     supervisor = Supervisor(stages)
     supervisor.adopt(engine.wire(stages, supervisor, options))
-    supervisor.watch(options.monitor, display)
     return supervisor, display
 
 
 def iterate(stages: Sequence[StageSpec], engine: Engine, options: RunOptions) -> Iterator[object]:
     """Run ``stages`` on ``engine`` and yield the last one's items in the caller's thread."""
-    supervisor, _ = _begin(stages, engine, options)
+    supervisor, display = _begin(stages, engine, options)
     output = supervisor.wiring.output
     assert output is not None, "iterate() needs a pipeline without a sink"
     watchdog = None
@@ -478,7 +489,7 @@ def iterate(stages: Sequence[StageSpec], engine: Engine, options: RunOptions) ->
     interrupted: BaseException | None = None
     try:
         with sigterm_as_exit():
-            supervisor.start()
+            supervisor.start(options.monitor, display)
             yield from _receive(supervisor, output, watchdog)
         completed = True
     except BaseException as exc:
@@ -499,10 +510,10 @@ def iterate(stages: Sequence[StageSpec], engine: Engine, options: RunOptions) ->
 
 def run(stages: Sequence[StageSpec], engine: Engine, options: RunOptions) -> object:
     """Run ``stages`` on ``engine`` to the end of the sink and return what the sink returned."""
-    supervisor, _ = _begin(stages, engine, options)
+    supervisor, display = _begin(stages, engine, options)
     try:
         with sigterm_as_exit():
-            supervisor.start()
+            supervisor.start(options.monitor, display)
             supervisor.wait(options.inactivity_timeout)
     except BaseException as exc:  # Ctrl-C or SIGTERM while waiting: stop, join, re-raise
         supervisor.abort()
