@@ -7,6 +7,14 @@
   raises a ``SystemExit(143)`` instead: the pipeline stops like on Ctrl-C, and the caller's and
   every stage's ``finally`` blocks run. A handler the application installed itself is left
   alone.
+* ``signals_as_stop``: while a pipeline runs in the main thread, and only for the signals
+  whose handling is still Python's default (SIGINT's ``default_int_handler``, SIGTERM's
+  default action), a signal that arrives while the caller waits *inside the library* is not
+  raised there: raising an exception into ``threading.Condition.wait`` can leave its lock
+  released (``RuntimeError: release unlocked lock``, then a hang). The handler only writes a
+  byte to a pipe; a helper thread reads it and stops the pipeline, which wakes the caller, who
+  then raises ``KeyboardInterrupt`` (or the ``SystemExit`` below) as usual. A signal that
+  arrives while the caller runs its own code (a ``for`` loop's body) is raised there at once.
 * If that exception ends the program uncaught, the process then dies of SIGTERM, as CPython
   does for an unhandled ``KeyboardInterrupt`` (a parent's ``waitpid`` sees the signal:
   ``Popen.returncode == -15``), rather than exiting with status 143, which a supervisor reads
@@ -25,10 +33,17 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from types import FrameType
 
-__all__ = ["SIGTERM_EXIT_STATUS", "TerminatedExit", "interrupts_deferred", "sigterm_as_exit"]
+__all__ = [
+    "SIGTERM_EXIT_STATUS",
+    "Signals",
+    "TerminatedExit",
+    "interrupts_deferred",
+    "signals_as_stop",
+    "sigterm_as_exit",
+]
 
 SIGTERM_EXIT_STATUS = 128 + signal.SIGTERM
 """What ``SystemExit`` carries when SIGTERM stopped a pipeline: the shell's status for it."""
@@ -103,3 +118,85 @@ def sigterm_as_exit() -> Generator[None, None, None]:
     finally:
         if signal.getsignal(signal.SIGTERM) is _raise_exit:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+class Signals:
+    """The signals a run turns into a stop (see ``signals_as_stop`` in the module docstring).
+
+    ``waiting`` is set by the caller's thread while it waits inside the library; the handlers
+    read it (a plain attribute: no lock, as a handler may run while any lock is held).
+    """
+
+    def __init__(self, handled: frozenset[int]) -> None:
+        self.waiting = False
+        self.handled = handled
+        self._read, self._write = os.pipe() if handled else (-1, -1)
+        self._thread: threading.Thread | None = None
+
+    def on_sigint(self, signum: int, frame: FrameType | None) -> None:
+        del signum, frame
+        if not self.waiting:
+            raise KeyboardInterrupt
+        os.write(self._write, b"i")
+
+    def on_sigterm(self, signum: int, frame: FrameType | None) -> None:
+        del signum, frame
+        if not self.waiting:
+            raise TerminatedExit
+        os.write(self._write, b"t")
+
+    def watch(self, stop: Callable[[BaseException], None]) -> None:
+        """Start the helper thread that hands each deferred signal to ``stop``."""
+        if self.handled and self._thread is None:
+            self._thread = threading.Thread(
+                target=self._relay, args=(stop,), name="pipeline-signals", daemon=True
+            )
+            self._thread.start()
+
+    def _relay(self, stop: Callable[[BaseException], None]) -> None:
+        while True:
+            what = os.read(self._read, 1)
+            if what == b"i":
+                stop(KeyboardInterrupt())
+            elif what == b"t":
+                stop(TerminatedExit())
+            else:  # b"q": the run is over
+                return
+
+    def close(self) -> None:
+        """Stop the helper thread and give back the pipe."""
+        if not self.handled:
+            return
+        os.write(self._write, b"q")
+        if self._thread is not None:
+            self._thread.join()
+        os.close(self._read)
+        os.close(self._write)
+
+
+@contextlib.contextmanager
+def signals_as_stop() -> Generator[Signals, None, None]:
+    """While inside, SIGINT and SIGTERM that arrive while ``Signals.waiting`` become a stop
+    request (see the module docstring); outside the main thread, or where the application
+    installed its own handlers, nothing changes."""
+    handled: set[int] = set()
+    if _in_main_thread():
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            handled.add(signal.SIGINT)
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            handled.add(signal.SIGTERM)
+    signals = Signals(frozenset(handled))
+    if signal.SIGINT in handled:
+        signal.signal(signal.SIGINT, signals.on_sigint)
+    if signal.SIGTERM in handled:
+        signal.signal(signal.SIGTERM, signals.on_sigterm)
+    try:
+        yield signals
+    finally:
+        try:
+            if signal.SIGINT in handled and signal.getsignal(signal.SIGINT) == signals.on_sigint:
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+            if signal.SIGTERM in handled and signal.getsignal(signal.SIGTERM) == signals.on_sigterm:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        finally:
+            signals.close()

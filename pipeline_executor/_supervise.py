@@ -34,7 +34,7 @@ from ._errors import InactivityError, add_note, is_consequence, warn_at_caller
 from ._monitor import Monitor, attach, detach
 from ._observe import add_shutdown_report, report_progress, snapshot
 from ._progress import ProgressDisplay
-from ._signals import interrupts_deferred, sigterm_as_exit
+from ._signals import Signals, interrupts_deferred, signals_as_stop
 from ._stages import StageSpec
 from ._stats import BufferStatistics, PipelineStats, StageState
 
@@ -211,6 +211,7 @@ class Supervisor:
         self._cpu_started = time.process_time()
         self._cpu_ended: float | None = None
         self._running: set[Host] = set()
+        self._interrupt: BaseException | None = None  # a deferred Ctrl-C or SIGTERM
         self._helper: threading.Thread | None = None  # the monitor's thread, if any
         self._on_end: list[Callable[[], None]] = []
         self.wiring = Wiring((), {}, (), None)
@@ -264,9 +265,11 @@ class Supervisor:
 
     # -- in the caller -------------------------------------------------------------------
 
-    def start(self, monitor: Monitor | None, display: ProgressDisplay | None) -> None:
-        """Prepare every host, then start the monitor's helper and every host; if one cannot
-        start, stop and join the ones that did."""
+    def start(
+        self, monitor: Monitor | None, display: ProgressDisplay | None, signals: Signals
+    ) -> None:
+        """Prepare every host, then start the helpers (the monitor's, the signals') and every
+        host; if one cannot start, stop and join the ones that did."""
         _LIVE.add(self)
         hosts = self.wiring.hosts
         self._started_at = time.perf_counter()
@@ -282,6 +285,7 @@ class Supervisor:
                 for host in hosts:
                     host.prepare()  # worker processes, before any thread of the run
                 self.watch(monitor, display)
+                signals.watch(self.interrupt)
                 for host in hosts:
                     host.start()
                     started += 1
@@ -325,6 +329,18 @@ class Supervisor:
             self._aborted = True
         if not already:
             self._abort_links()
+
+    def interrupt(self, exc: BaseException) -> None:
+        """A Ctrl-C or SIGTERM came while the caller waited: stop; the caller raises ``exc``."""
+        with self._lock:
+            if self._interrupt is None:
+                self._interrupt = exc
+        self.abort()
+
+    @property
+    def interrupted(self) -> BaseException | None:
+        """The deferred Ctrl-C or SIGTERM, if one came."""
+        return self._interrupt
 
     def _abort_links(self) -> None:
         self._last_stage_done.set()
@@ -487,41 +503,47 @@ def iterate(stages: Sequence[StageSpec], engine: Engine, options: RunOptions) ->
         output.timeout = watchdog.interval
     completed = False
     interrupted: BaseException | None = None
-    try:
-        with sigterm_as_exit():
-            supervisor.start(options.monitor, display)
-            yield from _receive(supervisor, output, watchdog)
-        completed = True
-    except BaseException as exc:
-        if not isinstance(exc, GeneratorExit):  # not the consumer leaving: Ctrl-C, SIGTERM
-            interrupted = exc
-        raise
-    finally:
-        if not completed:  # the consumer stopped early, raised, or was interrupted
-            supervisor.abort()
-        output.close()
-        supervisor.shutdown()
-        final = supervisor.finish(options.monitor)
-        if interrupted is not None:
-            _note_interrupt(supervisor, interrupted, final)
-            interrupted = None
-    supervisor.raise_failure(final, None)
+    with signals_as_stop() as signals:
+        try:
+            supervisor.start(options.monitor, display, signals)
+            yield from _receive(supervisor, output, watchdog, signals)
+            completed = True
+        except BaseException as exc:
+            if not isinstance(exc, GeneratorExit):  # not the consumer leaving: Ctrl-C, SIGTERM
+                interrupted = exc
+            raise
+        finally:
+            # A signal while we stop and join can only ask for the stop under way: deferred.
+            signals.waiting = True
+            if not completed:  # the consumer stopped early, raised, or was interrupted
+                supervisor.abort()
+            output.close()
+            supervisor.shutdown()
+            final = supervisor.finish(options.monitor)
+            signals.waiting = False
+            if interrupted is not None:
+                _note_interrupt(supervisor, interrupted, final)
+                interrupted = None
+    supervisor.raise_failure(final, supervisor.interrupted)
 
 
 def run(stages: Sequence[StageSpec], engine: Engine, options: RunOptions) -> object:
     """Run ``stages`` on ``engine`` to the end of the sink and return what the sink returned."""
     supervisor, display = _begin(stages, engine, options)
-    try:
-        with sigterm_as_exit():
-            supervisor.start(options.monitor, display)
+    with signals_as_stop() as signals:
+        try:
+            supervisor.start(options.monitor, display, signals)
+            signals.waiting = True  # a Ctrl-C or SIGTERM from now on stops the run
             supervisor.wait(options.inactivity_timeout)
-    except BaseException as exc:  # Ctrl-C or SIGTERM while waiting: stop, join, re-raise
-        supervisor.abort()
+        except BaseException as exc:  # an interrupt that came before the wait began
+            signals.waiting = True
+            supervisor.abort()
+            supervisor.shutdown()
+            _note_interrupt(supervisor, exc, supervisor.finish(options.monitor))
+            raise
         supervisor.shutdown()
-        _note_interrupt(supervisor, exc, supervisor.finish(options.monitor))
-        raise
-    supervisor.shutdown()
-    supervisor.raise_failure(supervisor.finish(options.monitor), None)
+        signals.waiting = False
+    supervisor.raise_failure(supervisor.finish(options.monitor), supervisor.interrupted)
     return supervisor.result()
 
 
@@ -536,17 +558,25 @@ def _note_interrupt(supervisor: Supervisor, exc: BaseException, final: PipelineS
 
 
 def _receive(
-    supervisor: Supervisor, output: Receiver[object], watchdog: _Watchdog | None
+    supervisor: Supervisor,
+    output: Receiver[object],
+    watchdog: _Watchdog | None,
+    signals: Signals,
 ) -> Iterator[object]:
-    """Yield the last stage's items until its end, a stop, or the watchdog firing."""
+    """Yield the last stage's items until its end, a stop, or the watchdog firing. While it
+    waits for one, a Ctrl-C or SIGTERM is deferred (a stop request, then raised by the caller);
+    while the caller's own code runs, it is raised there at once."""
     while True:
+        signals.waiting = True
         try:
             item = next(output)
         except (StopIteration, Aborted):
+            signals.waiting = False
             return
         except ChannelTimeout:
-            pass  # leave the handler: a Ctrl-C meanwhile must not chain to our exception
+            signals.waiting = False  # leave the handler: a Ctrl-C must not chain to ours
         else:
+            signals.waiting = False
             yield item
             del item  # the next item is asked for: this one is no longer held
             continue

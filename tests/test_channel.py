@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import threading
 from collections import deque
 
@@ -348,27 +347,6 @@ def test_a_cancelled_receiver_raises_the_cancellation_once_then_ends() -> None:
 
 
 # -- no internal exception shows up as the context of what a waiter gets -----------------
-
-
-def test_ctrl_c_while_a_consumer_waits_has_no_internal_context() -> None:
-    """KeyboardInterrupt while next() waits on an empty buffer chains to nothing of ours."""
-    channel = Channel[int](4, producers=1, consumers=1)
-    waits = watch_consumers(channel)
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-
-    def interrupt_when_waiting() -> None:
-        assert waits.waiting.wait(WAIT)
-        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
-
-    thread = threading.Thread(target=interrupt_when_waiting)
-    thread.start()
-    try:
-        with pytest.raises(KeyboardInterrupt) as info:
-            next(channel.receivers[0])
-    finally:
-        thread.join(WAIT)
-        signal.signal(signal.SIGINT, previous)
-    assert info.value.__context__ is None
 
 
 def test_an_abort_while_a_consumer_waits_has_no_internal_context() -> None:

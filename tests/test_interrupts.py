@@ -84,6 +84,51 @@ def test_ctrl_c_while_iterating_stops_everything() -> None:
     assert recorder.finalized == ["stalls"]
 
 
+REPEATS = 50
+
+
+def test_ctrl_c_while_the_caller_waits_is_clean_every_time() -> None:
+    """Ctrl-C that lands while the caller waits inside the library, at any moment of that wait,
+    is a plain KeyboardInterrupt with no internal context, and the pipeline stops and joins:
+    the library never lets it be raised into the middle of its own lock waits (where CPython
+    could leave a lock released: "release unlocked lock", then a hang). Repeated, as it races."""
+    for _ in range(REPEATS):
+        _interrupt_while_waiting()
+
+
+def slow(xs: Iterable[int]) -> Iterator[int]:
+    for x in xs:
+        time.sleep(0.01)  # sleep-ok: a slow stage, so that the caller waits for its items
+        yield x
+
+
+def _drain(items: Iterable[int]) -> None:
+    for _ in items:
+        pass
+
+
+def _interrupt_while_waiting() -> None:
+    started = threading.Event()
+
+    def starts(xs: Iterable[int]) -> Iterator[int]:
+        started.set()
+        yield from xs
+
+    def interrupter() -> None:
+        assert started.wait(WAIT)
+        interrupt_main_thread()
+
+    helper = threading.Thread(target=interrupter)
+    helper.start()
+    try:
+        with pytest.raises(KeyboardInterrupt) as info:
+            _drain(Pipeline.source(endless).then(starts).then(slow))
+    finally:
+        helper.join(WAIT)
+    assert info.value.__context__ is None
+    assert not [t for t in threading.enumerate() if t.name.startswith("pipeline-")]
+
+
 def test_a_stuck_stage_does_not_block_the_caller_forever() -> None:
     """A stage stuck in a call we cannot interrupt is abandoned after the grace period."""
     release = threading.Event()

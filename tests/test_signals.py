@@ -249,3 +249,70 @@ def test_exiting_without_closing_an_iteration_does_not_hang(tmp_path: Path) -> N
     assert returncode == 3
     assert no_stack_dump(stderr)
     assert sorted(log.read_text().splitlines()) == ["source finally", "work finally"]
+
+
+# -- a signal while the caller waits inside the library is a stop request -------------------
+
+
+@pytest.mark.parametrize(
+    ("signum", "expected"),
+    [(signal.SIGINT, KeyboardInterrupt), (signal.SIGTERM, SystemExit)],
+    ids=["SIGINT", "SIGTERM"],
+)
+def test_a_signal_while_waiting_inside_the_library_becomes_a_stop_request(
+    signum: int, expected: type[BaseException]
+) -> None:
+    """While the caller waits inside the library, SIGINT and SIGTERM are not raised into that
+    wait (an exception raised into ``Condition.wait`` can leave its lock released); a helper
+    thread hands them to the run as a stop instead. Outside such a wait they are raised at once."""
+    import threading
+
+    from pipeline_executor._signals import signals_as_stop
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    stopped: list[BaseException] = []
+    arrived = threading.Event()
+
+    def stop(exc: BaseException) -> None:
+        stopped.append(exc)
+        arrived.set()
+
+    try:
+        with signals_as_stop() as signals:
+            signals.watch(stop)
+            signals.waiting = True
+            _signal_self(signum)  # nothing raised
+            assert arrived.wait(10.0)
+            signals.waiting = False
+            with pytest.raises(expected):
+                _signal_self(signum)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert len(stopped) == 1
+    assert isinstance(stopped[0], expected)
+    assert signal.getsignal(signal.SIGINT) is previous or previous is signal.default_int_handler
+
+
+def _signal_self(signum: int) -> None:
+    """Send ``signum`` to the main thread, then run bytecodes, where Python runs handlers."""
+    import threading
+
+    signal.pthread_kill(threading.main_thread().ident or 0, signum)
+    for _ in range(1000):
+        pass
+
+
+def test_an_applications_own_sigint_handler_is_left_alone() -> None:
+    """A handler the application installed is not replaced while a run waits."""
+    from pipeline_executor._signals import signals_as_stop
+
+    def mine(signum: int, frame: object) -> None:
+        del signum, frame
+
+    previous = signal.signal(signal.SIGINT, mine)
+    try:
+        with signals_as_stop() as signals:
+            assert signal.getsignal(signal.SIGINT) is mine
+            assert signal.SIGINT not in signals.handled
+    finally:
+        signal.signal(signal.SIGINT, previous)
