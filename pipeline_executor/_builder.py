@@ -235,7 +235,8 @@ class Pipeline(_Built, Generic[T_co]):
 
             Called ``Pipeline.from_iterable(items, buffer=None)``. Each run iterates ``items``
             again: pass a collection, not a one-shot iterator, to run the pipeline more than
-            once.
+            once. A sized collection's ``len()``, taken now, is the total (and the ETA) that
+            ``progress`` shows.
 
             Raises:
                 PipelineDefinitionError: a positional argument after ``items``, or a bad
