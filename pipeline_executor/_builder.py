@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Sized
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TextIO, TypeVar, cast
 
+from ._budget import AutoBuffer, run_budget
 from ._errors import PipelineDefinitionError
 from ._monitor import Monitor
 from ._progress import require_rich
@@ -90,7 +91,8 @@ class _Built:
 def _stage_repr(stage: StageSpec) -> str:
     if stage.fn is from_iterable:
         items = short_repr(stage.kwargs["items"])
-        return f"from_iterable({items}, buffer={stage.buffer})"
+        buffer = "" if stage.buffer == AutoBuffer() else f", buffer={stage.buffer!r}"
+        return f"from_iterable({items}{buffer})"
     return repr(stage)
 
 
@@ -182,19 +184,21 @@ class Pipeline(_Built, Generic[T_co]):
         def source(
             cls,
             fn: Callable[P, Iterable[U]],
-            buffer: int | None = None,
+            buffer: int | AutoBuffer | None = None,
             *args: P.args,
             **kwargs: P.kwargs,
         ) -> Pipeline[U]: ...
 
         @classmethod
-        def from_iterable(cls, items: Iterable[U], *, buffer: int | None = None) -> Pipeline[U]: ...
+        def from_iterable(
+            cls, items: Iterable[U], *, buffer: int | AutoBuffer | None = None
+        ) -> Pipeline[U]: ...
 
         def then(
             self,
             fn: Callable[Concatenate[Iterator[T_co], P], Iterable[U]],
             threads: int = 1,
-            buffer: int | None = None,
+            buffer: int | AutoBuffer | None = None,
             *args: P.args,
             **kwargs: P.kwargs,
         ) -> Pipeline[U]: ...
@@ -219,7 +223,9 @@ class Pipeline(_Built, Generic[T_co]):
             Args:
                 fn: a generator function (or any function returning an iterable).
                 buffer: the most items of this stage alive at once (being produced, waiting,
-                    or held by the next stage); default ``max(8192, threads)``.
+                    or held by the next stage), exactly; by default (``None``) an auto buffer,
+                    whose count follows the items' estimated size within the run's memory
+                    budget, up to ``max(8192, threads)``; ``AutoBuffer(...)`` to tune one.
                 **constants: keyword arguments for ``fn``.
 
             Raises:
@@ -260,8 +266,8 @@ class Pipeline(_Built, Generic[T_co]):
                 fn: a generator function whose first parameter receives an iterator of items.
                 threads: how many instances of ``fn`` run at once, each in its own thread, each
                     item going to exactly one of them; their outputs merge, unordered if > 1.
-                buffer: the most items of this stage alive at once; ``>= threads``; default
-                    ``max(8192, threads)``.
+                buffer: the most items of this stage alive at once, exactly; ``>= threads``;
+                    by default an auto buffer (see ``source``); ``AutoBuffer(...)`` to tune one.
                 **constants: keyword arguments for ``fn``.
 
             Raises:
@@ -321,6 +327,7 @@ class Pipeline(_Built, Generic[T_co]):
         inactivity_timeout: float | None = None,
         monitor: Monitor | None = None,
         progress: bool | TextIO = False,
+        memory_budget: int | float | str | None = None,
     ) -> PipelineIterator[T_co]:
         """Like ``iter(pipeline)``, with options; the result has ``close()`` and is a context
         manager (``with pipeline.iter() as items: ...``).
@@ -332,14 +339,22 @@ class Pipeline(_Built, Generic[T_co]):
             progress: ``True`` draws a live per-stage display on stderr if it is a terminal;
                 a file gets it live if a terminal, else plain lines. Needs
                 ``pipeline_executor[progress]`` in every case.
+            memory_budget: the bytes the auto buffers may fill together: an int, a string
+                such as ``"2GiB"``, or a fraction ``0 < f <= 1`` of the memory limit; by
+                default ``PIPELINE_EXECUTOR_MEMORY_BUDGET``, else 25% of the memory limit.
 
         Raises:
             PipelineDefinitionError: a bad option, or ``progress`` without rich installed.
         """
         timeout = _check_timeout(inactivity_timeout)
         stages = _runnable(self._stages, self._item_checks)
+        budget = run_budget(memory_budget)
         items = self._backend.iterate(
-            stages, inactivity_timeout=timeout, monitor=monitor, progress=_where(progress)
+            stages,
+            inactivity_timeout=timeout,
+            monitor=monitor,
+            progress=_where(progress),
+            memory_budget=budget,
         )
         return PipelineIterator(items)
 
@@ -361,6 +376,7 @@ class RunnablePipeline(_Built, Generic[R_co]):
         inactivity_timeout: float | None = None,
         monitor: Monitor | None = None,
         progress: bool | TextIO = False,
+        memory_budget: int | float | str | None = None,
     ) -> R_co:
         """Run every stage to the end and return the sink's return value.
 
@@ -371,6 +387,9 @@ class RunnablePipeline(_Built, Generic[R_co]):
             progress: ``True`` draws a live per-stage display on stderr if it is a terminal;
                 a file gets it live if a terminal, else plain lines. Needs
                 ``pipeline_executor[progress]`` in every case.
+            memory_budget: the bytes the auto buffers may fill together: an int, a string
+                such as ``"2GiB"``, or a fraction ``0 < f <= 1`` of the memory limit; by
+                default ``PIPELINE_EXECUTOR_MEMORY_BUDGET``, else 25% of the memory limit.
 
         Raises:
             PipelineDefinitionError: a bad option, or ``progress`` without rich installed.
@@ -381,8 +400,13 @@ class RunnablePipeline(_Built, Generic[R_co]):
         """
         timeout = _check_timeout(inactivity_timeout)
         stages = _runnable(self._stages, self._item_checks)
+        budget = run_budget(memory_budget)
         result = self._backend.run(
-            stages, inactivity_timeout=timeout, monitor=monitor, progress=_where(progress)
+            stages,
+            inactivity_timeout=timeout,
+            monitor=monitor,
+            progress=_where(progress),
+            memory_budget=budget,
         )
         return cast(R_co, result)
 

@@ -35,7 +35,12 @@ class PipelineTask:
     num_threads: int = 1
 
 
-def execute(tasks: Sequence[PipelineTask], *, inactivity_timeout: float | None = None) -> Any:
+def execute(
+    tasks: Sequence[PipelineTask],
+    *,
+    inactivity_timeout: float | None = None,
+    memory_budget: int | float | str | None = None,
+) -> Any:
     """Run ``tasks`` as a pipeline: the first is the source, the last the sink.
 
     A last task that is a generator function has its items drained and dropped. A single
@@ -70,9 +75,11 @@ def execute(tasks: Sequence[PipelineTask], *, inactivity_timeout: float | None =
     if len(stages) == 1 and not is_generator_function(stages[0].fn):
         return _call_alone(stages[0])
     if stages[-1].role is Role.SINK:
-        return RunnablePipeline[Any](tuple(stages)).run(inactivity_timeout=inactivity_timeout)
+        return RunnablePipeline[Any](tuple(stages)).run(
+            inactivity_timeout=inactivity_timeout, memory_budget=memory_budget
+        )
     pipeline: Pipeline[object] = Pipeline(tuple(stages))
-    for _ in pipeline.iter(inactivity_timeout=inactivity_timeout):
+    for _ in pipeline.iter(inactivity_timeout=inactivity_timeout, memory_budget=memory_budget):
         pass
     return None
 

@@ -19,10 +19,17 @@ import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from typing import NamedTuple, TextIO, cast
 
+from ._budget import Budget, peak_rss, run_budget, split_budget
 from ._channel import Aborted, Cancelled, Channel, ChannelTimeout, Receiver
 from ._errors import InactivityError, add_note, warn_at_caller
 from ._monitor import Monitor, attach, detach
-from ._observe import Worker, add_shutdown_report, report_progress, snapshot
+from ._observe import (
+    Worker,
+    add_shutdown_report,
+    memory_statistics,
+    report_progress,
+    snapshot,
+)
 from ._progress import ProgressDisplay
 from ._signals import interrupts_deferred, sigterm_as_exit
 from ._stages import StageSpec
@@ -83,8 +90,10 @@ class _Watchdog:
 class _Execution:
     """One run of a pipeline: its buffers, its threads, and what went wrong."""
 
-    def __init__(self, stages: Sequence[StageSpec]) -> None:
+    def __init__(self, stages: Sequence[StageSpec], budget: Budget | None = None) -> None:
         self._stages = stages
+        self._budget = budget if budget is not None else run_budget(None)
+        self._rss_started = peak_rss()
         self._lock = threading.Lock()  # guards _failures, _aborted, _running
         self._failures: list[_Failure] = []
         self._aborted = False
@@ -104,6 +113,7 @@ class _Execution:
         self._running: set[Worker] = set()  # the workers whose thread has not finished
         self._helpers: list[threading.Thread] = []  # the monitor's thread, if any
         receivers: list[Receiver[object]] = []
+        shares = split_budget(self._budget, [stage.buffer for stage in stages])
         for index, stage in enumerate(stages):
             inputs = receivers
             out: Channel[object] | None = None
@@ -111,7 +121,9 @@ class _Execution:
                 receivers = []
             else:
                 consumers = stages[index + 1].threads if index + 1 < len(stages) else 1
-                out = Channel[object](stage.buffer, producers=stage.threads, consumers=consumers)
+                out = Channel[object].for_buffer(
+                    stage.buffer, shares[index], producers=stage.threads, consumers=consumers
+                )
                 self.channels.append(out)
                 self._out[stage.position] = out
                 receivers = out.receivers
@@ -335,6 +347,7 @@ class _Execution:
             self._ended_at,
             cpu_started=self._cpu_started,
             cpu_ended=self._cpu_ended,
+            memory=memory_statistics(self._budget, self.channels, self._rss_started),
         )
 
     def finish(self, monitor: Monitor | None) -> PipelineStats:
@@ -403,10 +416,11 @@ class ThreadBackend:
         inactivity_timeout: float | None,
         monitor: Monitor | None = None,
         progress: TextIO | None = None,
+        memory_budget: Budget | None = None,
     ) -> Iterator[object]:
         """Run ``stages`` and yield the last one's items in the caller's thread."""
         display = ProgressDisplay(progress) if progress is not None else None
-        execution = _Execution(stages)
+        execution = _Execution(stages, memory_budget)
         output = execution.output
         assert output is not None, "iterate() needs a pipeline without a sink"
         watchdog = None
@@ -443,10 +457,11 @@ class ThreadBackend:
         inactivity_timeout: float | None,
         monitor: Monitor | None = None,
         progress: TextIO | None = None,
+        memory_budget: Budget | None = None,
     ) -> object:
         """Run ``stages`` to the end of the sink and return what the sink returned."""
         display = ProgressDisplay(progress) if progress is not None else None
-        execution = _Execution(stages)
+        execution = _Execution(stages, memory_budget)
         execution.watch(monitor, display)
         try:
             with sigterm_as_exit():

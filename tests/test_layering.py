@@ -17,20 +17,34 @@ ALLOWED: dict[str, set[str]] = {
     "_validate": {"_errors"},
     "_monitor": {"_errors", "_stats", "_validate"},
     "_progress": {"_errors", "_stats"},
+    # what buffers may fill: item sizes, the budget (a stage option's value object)
+    "_sizeof": set(),
+    "_budget": {"_errors"},
     # the typing tower
     "_introspect": {"_errors"},
     "_subtype": {"_introspect"},
     "_fits": {"_introspect"},
     "_typecheck": {"_errors", "_fits", "_introspect", "_stages", "_subtype"},
     # what a backend is given (a stage's Monitor is imported for annotations only)
-    "_stages": {"_errors", "_introspect", "_monitor", "_validate"},
+    "_stages": {"_budget", "_errors", "_introspect", "_monitor", "_validate"},
     # the running tower
     "_meter": set(),
-    "_channel": {"_errors", "_meter", "_stats"},
+    "_bound": set(),
+    "_channel": {"_bound", "_budget", "_errors", "_meter", "_sizeof", "_stats"},
     "_signals": {"_errors"},
     "_diagnose": set(),
-    "_observe": {"_channel", "_diagnose", "_errors", "_monitor", "_progress", "_stages", "_stats"},
+    "_observe": {
+        "_budget",
+        "_channel",
+        "_diagnose",
+        "_errors",
+        "_monitor",
+        "_progress",
+        "_stages",
+        "_stats",
+    },
     "_runner": {
+        "_budget",
         "_channel",
         "_diagnose",
         "_errors",
@@ -44,6 +58,7 @@ ALLOWED: dict[str, set[str]] = {
     },
     # the public layer
     "_builder": {
+        "_budget",
         "_errors",
         "_monitor",
         "_progress",
@@ -53,10 +68,10 @@ ALLOWED: dict[str, set[str]] = {
         "_validate",
     },
     "_compat": {"_builder", "_errors", "_introspect", "_stages", "_typecheck", "_validate"},
-    "__init__": {"_builder", "_compat", "_errors", "_monitor", "_stats"},
+    "__init__": {"_budget", "_builder", "_compat", "_errors", "_monitor", "_sizeof", "_stats"},
 }
 TYPING_TOWER = {"_introspect", "_subtype", "_fits", "_typecheck"}
-RUNNING_TOWER = {"_meter", "_channel", "_signals", "_diagnose", "_observe", "_runner"}
+RUNNING_TOWER = {"_meter", "_bound", "_channel", "_signals", "_diagnose", "_observe", "_runner"}
 
 
 def internal_imports(module: str) -> set[str]:

@@ -8,8 +8,10 @@ import pipeline_executor
 def test_the_export_list_is_pinned() -> None:
     """Adding or removing a public name is a decision: this test makes it visible."""
     assert pipeline_executor.__all__ == [
+        "AutoBuffer",
         "BufferStatistics",
         "InactivityError",
+        "MemoryStatistics",
         "Monitor",
         "Pipeline",
         "PipelineDefinitionError",
@@ -23,6 +25,8 @@ def test_the_export_list_is_pinned() -> None:
         "StageState",
         "StageStats",
         "execute",
+        "register_sizeof",
+        "sizeof",
     ]
 
 
