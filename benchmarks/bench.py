@@ -366,12 +366,133 @@ def large_constant(repeat: int) -> None:
     )
 
 
+def auto_small(repeat: int) -> None:
+    """Small ints: the default (auto) buffers against the best explicit count."""
+    n = N_SMALL
+    counts = (1024, 2048, 4096, 8192, 16384)
+    times = {c: best_of(repeat, functools.partial(ours, n, c)) / n * 1e6 for c in counts}
+    auto = best_of(repeat, functools.partial(ours, n)) / n * 1e6
+    best = min(times, key=lambda c: times[c])
+    print(
+        f"small items, default (auto) buffers: {auto:.3f} us/item; best explicit count "
+        f"{best}: {times[best]:.3f} ({auto / times[best]:.3f}x; target <= 1.05x)"
+    )
+
+
+def fresh_items(n: int, size: int) -> Iterator[bytearray]:
+    for _ in range(n):
+        yield bytearray(size)
+
+
+def copied(items: Iterable[bytes | bytearray]) -> Iterator[bytes]:
+    for item in items:
+        yield bytes(item)
+
+
+def hops(n: int, size: int, buffer: int | None) -> int:
+    """Fresh items of ``size`` bytes, copied by each of 3 hops."""
+    return (
+        Pipeline.source(fresh_items, buffer, n=n, size=size)
+        .then(copied, buffer=buffer)
+        .then(copied, buffer=buffer)
+        .sink(count)
+        .run()
+    )
+
+
+def auto_sizes(repeat: int) -> None:
+    """Medium and large items: the default against the best explicit count, per size."""
+    print("items by size, default (auto) buffers against the best count (3 hops), us/item:")
+    for size, n in ((1 << 10, 100_000), (16 << 10, 20_000), (256 << 10, 2_000), (4 << 20, 200)):
+        counts = [c for c in (4, 16, 64, 256, 1024, 8192) if c * size <= 1 << 30]
+        times = {c: best_of(repeat, functools.partial(hops, n, size, c)) / n * 1e6 for c in counts}
+        auto = best_of(repeat, functools.partial(hops, n, size, None)) / n * 1e6
+        best = min(times, key=lambda c: times[c])
+        old = times.get(8192)
+        print(
+            f"  {size >> 10:>5} KiB: auto {auto:8.2f}; best count {best:>4} {times[best]:8.2f} "
+            f"({auto / times[best]:.2f}x)"
+            + (f"; old default 8192 {old:8.2f} ({old / times[best]:.2f}x)" if old else "")
+        )
+
+
+_RSS_CHILD = """
+import os, sys, time
+from pipeline_executor import Pipeline
+
+def peak():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) << 10
+
+def arrays(n, size):
+    for _ in range(n):
+        yield bytearray(size)
+
+def copy(items):
+    for item in items:
+        yield bytes(item)
+
+def slow(items):
+    done = 0
+    for _ in items:
+        time.sleep(0.05)
+        done += 1
+    return done
+
+def run(n, size, options):
+    return (Pipeline.source(arrays, n=n, size=size, **options)
+            .then(copy, threads=2, **options).then(copy, threads=2, **options)
+            .sink(slow).run())
+
+options = eval(sys.argv[1])
+run(20, 1, options)
+before = peak()
+run(60, 50_000_000, options)
+print(peak() - before)
+"""
+
+
+def auto_rss(repeat: int) -> None:
+    """Peak RSS growth, 60 x 50 MB items, 2 GiB budget by the environment variable."""
+    del repeat
+    budget = 2 << 30
+    env = {**os.environ, "PIPELINE_EXECUTOR_MEMORY_BUDGET": str(budget)}
+    growth = {}
+    for label, options in (("auto", "{}"), ("buffer=8192", "{'buffer': 8192}")):
+        result = subprocess.run(
+            [sys.executable, "-c", _RSS_CHILD, options],
+            capture_output=True, text=True, env=env, check=True,
+        )  # fmt: skip
+        growth[label] = int(result.stdout) / (1 << 20)
+    # The 3 buffers share the budget (an explicit one is not capped per buffer), plus one
+    # 50 MB item per thread (1 + 2 + 2 + 1) between reading and producing.
+    bound = (budget + 6 * 50_000_000) / (1 << 20)
+    print(
+        f"peak RSS growth, 60 x 50 MB, source -> copy x2 -> copy x2 -> slow sink, 2 GiB "
+        f"budget: auto {growth['auto']:,.0f} MiB (bound: budget + one item per thread = "
+        f"{bound:,.0f} MiB); buffer=8192 {growth['buffer=8192']:,.0f} MiB"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=5, help="best of this many runs")
     parser.add_argument(
         "--only",
-        choices=["small", "observed", "sweep", "io", "cpu", "error", "startup", "constant"],
+        choices=[
+            "small",
+            "observed",
+            "sweep",
+            "io",
+            "cpu",
+            "error",
+            "startup",
+            "constant",
+            "auto",
+            "sizes",
+            "rss",
+        ],
     )
     args = parser.parse_args()
     figures = {
@@ -383,6 +504,9 @@ def main() -> None:
         "error": error_latency,
         "startup": startup,
         "constant": large_constant,
+        "auto": auto_small,
+        "sizes": auto_sizes,
+        "rss": auto_rss,
     }
     for name, figure in figures.items():
         if args.only in (None, name):

@@ -11,6 +11,7 @@
 30
 """
 
+from ._budget import AutoBuffer as AutoBuffer
 from ._builder import Pipeline as Pipeline
 from ._builder import PipelineIterator as PipelineIterator
 from ._builder import RunnablePipeline as RunnablePipeline
@@ -25,15 +26,20 @@ from ._errors import PipelineTypeWarning as PipelineTypeWarning
 from ._errors import RemoteStageError as RemoteStageError
 from ._errors import WorkerDiedError as WorkerDiedError
 from ._monitor import Monitor as Monitor
+from ._sizeof import register_sizeof as register_sizeof
+from ._sizeof import sizeof as sizeof
 from ._stats import BufferStatistics as BufferStatistics
+from ._stats import MemoryStatistics as MemoryStatistics
 from ._stats import PipelineStats as PipelineStats
 from ._stats import StageState as StageState
 from ._stats import StageStats as StageStats
 
 __all__ = [
+    "AutoBuffer",
     "BufferStatistics",
     "InactivityError",
     "ItemPickleError",
+    "MemoryStatistics",
     "Monitor",
     "Pipeline",
     "PipelineDefinitionError",
@@ -49,6 +55,8 @@ __all__ = [
     "StageStats",
     "WorkerDiedError",
     "execute",
+    "register_sizeof",
+    "sizeof",
 ]
 
 

@@ -14,6 +14,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TextIO, TypeVar, cast
 
 from . import _sequential
+from ._budget import AutoBuffer, run_budget
 from ._errors import PipelineDefinitionError
 from ._monitor import Monitor
 from ._progress import require_rich
@@ -100,7 +101,8 @@ class _Built:
 def _stage_repr(stage: StageSpec) -> str:
     if stage.fn is from_iterable:
         items = short_repr(stage.kwargs["items"])
-        return f"from_iterable({items}, buffer={stage.buffer})"
+        buffer = "" if stage.buffer == AutoBuffer() else f", buffer={stage.buffer!r}"
+        return f"from_iterable({items}{buffer})"
     return repr(stage)
 
 
@@ -192,20 +194,22 @@ class Pipeline(_Built, Generic[T_co]):
         def source(
             cls,
             fn: Callable[P, Iterable[U]],
-            buffer: int | None = None,
+            buffer: int | AutoBuffer | None = None,
             processes: int | None = None,
             *args: P.args,
             **kwargs: P.kwargs,
         ) -> Pipeline[U]: ...
 
         @classmethod
-        def from_iterable(cls, items: Iterable[U], *, buffer: int | None = None) -> Pipeline[U]: ...
+        def from_iterable(
+            cls, items: Iterable[U], *, buffer: int | AutoBuffer | None = None
+        ) -> Pipeline[U]: ...
 
         def then(
             self,
             fn: Callable[Concatenate[Iterator[T_co], P], Iterable[U]],
             threads: int = 1,
-            buffer: int | None = None,
+            buffer: int | AutoBuffer | None = None,
             processes: int | None = None,
             *args: P.args,
             **kwargs: P.kwargs,
@@ -232,7 +236,9 @@ class Pipeline(_Built, Generic[T_co]):
             Args:
                 fn: a generator function (or any function returning an iterable).
                 buffer: the most items of this stage alive at once (being produced, waiting,
-                    or held by the next stage); default ``max(8192, threads)``.
+                    or held by the next stage), exactly; by default (``None``) an auto buffer,
+                    whose count follows the items' estimated size within the run's memory
+                    budget, up to ``max(8192, threads)``; ``AutoBuffer(...)`` to tune one.
                 processes: ``1`` runs the source in a worker process.
                 **constants: keyword arguments for ``fn``.
 
@@ -249,7 +255,8 @@ class Pipeline(_Built, Generic[T_co]):
 
             Called ``Pipeline.from_iterable(items, buffer=None)``. Each run iterates ``items``
             again: pass a collection, not a one-shot iterator, to run the pipeline more than
-            once.
+            once. A sized collection's ``len()``, taken now, is the total (and the ETA) that
+            ``progress`` shows.
 
             Raises:
                 PipelineDefinitionError: a positional argument after ``items``, or a bad
@@ -273,8 +280,8 @@ class Pipeline(_Built, Generic[T_co]):
                 fn: a generator function whose first parameter receives an iterator of items.
                 threads: how many instances of ``fn`` run at once, each in its own thread, each
                     item going to exactly one of them; their outputs merge, unordered if > 1.
-                buffer: the most items of this stage alive at once; ``>= threads``; default
-                    ``max(8192, threads)``.
+                buffer: the most items of this stage alive at once, exactly; ``>= threads``;
+                    by default an auto buffer (see ``source``); ``AutoBuffer(...)`` to tune one.
                 processes: run this many instances of ``fn`` instead, each in its own worker
                     process (for pure-Python, CPU-bound work); exclusive with ``threads``. Its
                     function and constants must pickle (cloudpickle: lambdas do), and so must
@@ -343,6 +350,7 @@ class Pipeline(_Built, Generic[T_co]):
         progress: bool | TextIO = False,
         start_method: str | None = None,
         sequential: bool = False,
+        memory_budget: int | float | str | None = None,
     ) -> PipelineIterator[T_co]:
         """Like ``iter(pipeline)``, with options; the result has ``close()`` and is a context
         manager (``with pipeline.iter() as items: ...``).
@@ -361,6 +369,9 @@ class Pipeline(_Built, Generic[T_co]):
             sequential: run every stage in the caller's thread, lazily chained, one instance
                 each, no threads and no buffers: for debugging (a breakpoint in a stage just
                 works). ``monitor``, ``progress`` and ``inactivity_timeout`` do not apply.
+            memory_budget: the bytes the auto buffers may fill together: an int, a string
+                such as ``"2GiB"``, or a fraction ``0 < f <= 1`` of the memory limit; by
+                default ``PIPELINE_EXECUTOR_MEMORY_BUDGET``, else 25% of the memory limit.
 
         Raises:
             PipelineDefinitionError: a bad option, or ``progress`` without rich installed.
@@ -368,6 +379,7 @@ class Pipeline(_Built, Generic[T_co]):
         timeout = _check_timeout(inactivity_timeout)
         method = _check_start_method(start_method)
         stages = _runnable(self._stages, self._item_checks)
+        budget = run_budget(memory_budget)
         if sequential:
             return PipelineIterator(_sequential.iterate(stages))
         items = self._backend.iterate(
@@ -376,6 +388,7 @@ class Pipeline(_Built, Generic[T_co]):
             monitor=monitor,
             progress=_where(progress),
             start_method=method,
+            memory_budget=budget,
         )
         return PipelineIterator(items)
 
@@ -399,6 +412,7 @@ class RunnablePipeline(_Built, Generic[R_co]):
         progress: bool | TextIO = False,
         start_method: str | None = None,
         sequential: bool = False,
+        memory_budget: int | float | str | None = None,
     ) -> R_co:
         """Run every stage to the end and return the sink's return value.
 
@@ -416,6 +430,9 @@ class RunnablePipeline(_Built, Generic[R_co]):
             sequential: run every stage in the caller's thread, lazily chained, one instance
                 each, no threads and no buffers: for debugging (a breakpoint in a stage just
                 works). ``monitor``, ``progress`` and ``inactivity_timeout`` do not apply.
+            memory_budget: the bytes the auto buffers may fill together: an int, a string
+                such as ``"2GiB"``, or a fraction ``0 < f <= 1`` of the memory limit; by
+                default ``PIPELINE_EXECUTOR_MEMORY_BUDGET``, else 25% of the memory limit.
 
         Raises:
             PipelineDefinitionError: a bad option, or ``progress`` without rich installed.
@@ -427,6 +444,7 @@ class RunnablePipeline(_Built, Generic[R_co]):
         timeout = _check_timeout(inactivity_timeout)
         method = _check_start_method(start_method)
         stages = _runnable(self._stages, self._item_checks)
+        budget = run_budget(memory_budget)
         if sequential:
             return cast(R_co, _sequential.run(stages))
         result = self._backend.run(
@@ -435,6 +453,7 @@ class RunnablePipeline(_Built, Generic[R_co]):
             monitor=monitor,
             progress=_where(progress),
             start_method=method,
+            memory_budget=budget,
         )
         return cast(R_co, result)
 

@@ -52,7 +52,10 @@ from collections import deque
 from collections.abc import Callable
 from typing import Generic, NoReturn, TypeVar, cast
 
+from ._bound import REGROW_AFTER, WARMUP, AutoBound
+from ._budget import DEFAULT_MAX_ITEMS, AutoBuffer
 from ._meter import Aborted, Activity, Broken, Cancelled, ChannelTimeout, Meter
+from ._sizeof import sizeof
 from ._stats import BufferStatistics
 
 __all__ = [
@@ -76,7 +79,9 @@ _NOTHING: deque[object] = deque()
 class Channel(Generic[_T]):
     """A bounded buffer written by ``producers`` Senders and read by ``consumers`` Receivers."""
 
-    def __init__(self, capacity: int, *, producers: int, consumers: int) -> None:
+    def __init__(
+        self, capacity: int, *, producers: int, consumers: int, auto: AutoBound | None = None
+    ) -> None:
         # The lock guards every field but `items` (whose append/popleft are atomic) and the
         # fields documented as read without it.
         self._lock = threading.Lock()
@@ -86,6 +91,13 @@ class Channel(Generic[_T]):
         self.capacity = capacity
         self._free = capacity
         self._peak = 0
+        self._peak_bytes = 0
+        # An auto buffer's sizing state (None: a fixed count). A shrink starts a new epoch;
+        # until every open producer has seen it (handing back what it reserved ahead),
+        # `attention` stays set and `_unacked` counts those that have not.
+        self.auto = auto
+        self.epoch = 0
+        self._unacked = 0
         self._producers = producers  # producer threads that have not finished
         self._consumers = consumers  # consumer threads that have not finished
         # Waiters, and how many were already notified but have not run yet, so that a burst
@@ -107,8 +119,20 @@ class Channel(Generic[_T]):
         # Slots a producer reserves at once: enough to make the lock rare, few enough that
         # the producers of a multi-threaded stage do not starve each other.
         self.chunk = max(1, capacity // (4 * producers))
-        self.senders = [Sender(self) for _ in range(producers)]
+        self.senders = [Sender(self, auto is not None) for _ in range(producers)]
         self.receivers = [Receiver(self) for _ in range(consumers)]
+
+    @classmethod
+    def for_buffer(
+        cls, buffer: int | AutoBuffer, budget: int | None, *, producers: int, consumers: int
+    ) -> Channel[_T]:
+        """The channel for a stage's ``buffer`` option: a fixed count, or an auto buffer
+        filling at most ``budget`` bytes (its share of the run's budget)."""
+        if isinstance(buffer, int):
+            return cls(buffer, producers=producers, consumers=consumers)
+        cap = buffer.max_items or max(DEFAULT_MAX_ITEMS, producers)
+        bound = AutoBound(budget or 1, producers + consumers, cap, buffer.sizeof or sizeof)
+        return cls(cap, producers=producers, consumers=consumers, auto=bound)
 
     def __repr__(self) -> str:
         return (
@@ -135,23 +159,30 @@ class Channel(Generic[_T]):
                         if self.producer_stop is not None:
                             raise self.producer_stop
                         self._reclaim()
-                        if self._free > 0:
+                        if self._free > 0 or self._admits():
                             break
                         self._not_full.wait()
                         if self.putters_signalled:
                             self.putters_signalled -= 1
                 finally:
                     self.putters_waiting -= 1
-                    if not self.putters_waiting and self.producer_stop is None:
-                        self.attention = None
+                    self._settle()
             if self.producer_stop is not None:
                 raise self.producer_stop
             if self.putters_waiting:  # others wait: take only the slot we need
                 most = 1
-            taken = min(self._free, most)
+            taken = max(1, min(self._free, most))  # 1 when admitted with `free` <= 0
             self._free -= taken
             self._note_peak()
             return taken
+
+    def _admits(self) -> bool:
+        # Lock held, no free slot. An auto buffer admits an item while fewer than `capacity`
+        # are alive, even if sibling producers still hold slots they reserved before a shrink
+        # (up to a sample window each): one of them may be starving for input that only
+        # this producer's progress would bring, so waiting for its slots could deadlock. A
+        # fixed buffer never needs this: siblings reserve at most a quarter of it ahead.
+        return self.auto is not None and self._live() < self.capacity
 
     def _reclaim(self) -> None:
         # Lock held. Take back the slots of items consumers are done with: all that each
@@ -163,11 +194,50 @@ class Channel(Generic[_T]):
                 receiver.returned += done
                 self._free += done
 
-    def give_back(self, spare: int) -> None:
-        """A producer hands back ``spare`` slots it had reserved ahead."""
+    def acknowledge(self, sender: Sender[_T], spare: int) -> None:
+        """``sender`` hands back ``spare`` slots it had reserved ahead, and has seen the
+        latest shrink."""
         with self._lock:
-            self._free += spare
-            self._wake_putters(spare)
+            if spare > 0:
+                self._free += spare
+                self._wake_putters(spare)
+            self._ack(sender)
+            self._settle()
+
+    def _ack(self, sender: Sender[_T]) -> None:
+        # Lock held.
+        if sender.epoch != self.epoch:
+            sender.epoch = self.epoch
+            self._unacked -= 1
+
+    def _settle(self) -> None:
+        # Lock held. Producers may stop looking at the channel before each item.
+        if self._unacked <= 0 and not self.putters_waiting and self.producer_stop is None:
+            self.attention = None
+
+    def estimate(self, item_bytes: int) -> None:
+        """Put a new item size in force: shrink the count at once, or grow it in a step."""
+        auto = self.auto
+        assert auto is not None
+        with self._lock:
+            old = self.capacity
+            new = auto.estimate(item_bytes)
+            if new < old:
+                # Admitted items drain first: `free` may go below 0, and nothing is admitted
+                # until it is above. Slots reserved ahead come back as producers see the epoch.
+                self._free += new - old
+                self.epoch += 1
+                self._unacked = self._producers
+                self.attention = True
+            elif new > old and auto.grows_to(new):
+                self._free += new - old
+                self._wake_putters(new - old)
+            else:
+                return
+            self.capacity = auto.capacity = new
+            auto.min_capacity = min(auto.min_capacity, new)
+            auto.resizes += 1
+            self.chunk = max(1, new // (4 * len(self.senders)))
 
     def wake_getter(self) -> None:
         """Wake one consumer that waits and was not woken yet."""
@@ -176,13 +246,15 @@ class Channel(Generic[_T]):
                 self.getters_signalled += 1
                 self._not_empty.notify()
 
-    def producer_done(self, unused: int) -> None:
+    def producer_done(self, sender: Sender[_T], unused: int) -> None:
         """One producer has finished, handing back ``unused`` reserved slots."""
         with self._lock:
             self._note_peak()
             self._free += unused
             self._wake_putters(unused)
+            self._ack(sender)
             self._producers -= 1
+            self._settle()
             if self._producers == 0:
                 self._not_empty.notify_all()
 
@@ -274,16 +346,19 @@ class Channel(Generic[_T]):
 
     def _live(self) -> int:
         # Lock held. Items being produced (a producer with a slot for its next item), queued,
-        # or held (a consumer that counted more than it handed back holds its last one).
+        # or held (a consumer that counted more than it handed back holds its last one). A
+        # producer between its append and its count is counted twice: at most one per thread.
         making = sum(1 for s in self.senders if s.credits > 0)
         holding = sum(r.holding() for r in self.receivers)
-        return min(self.capacity, len(self.items) + making + holding)
+        return len(self.items) + making + holding
 
     def _note_peak(self) -> None:
         # Lock held.
-        live = self._live()
+        live = min(self._live(), max(self.capacity, self._peak))
         if live > self._peak:
             self._peak = live
+        if self.auto is not None and live * self.auto.item_bytes > self._peak_bytes:
+            self._peak_bytes = live * self.auto.item_bytes
 
     def moved(self) -> int:
         """How many items have gone in and out so far; read without the lock."""
@@ -293,15 +368,27 @@ class Channel(Generic[_T]):
         """An immutable snapshot of this buffer's counters."""
         with self._lock:
             self._note_peak()
+            used = min(self._live(), self._peak)
+            auto = self.auto
             return BufferStatistics(
                 capacity=self.capacity,
-                used=self._live(),
+                used=used,
                 queued=len(self.items),
                 peak_used=self._peak,
                 items_in=sum(s.count for s in self.senders),
                 items_out=sum(r.count for r in self.receivers),
                 producers=self._producers,
                 consumers=self._consumers,
+                auto=auto is not None,
+                max_items=self.capacity if auto is None else auto.cap,
+                min_capacity=self.capacity if auto is None else auto.min_capacity,
+                limited_by="items" if auto is None else auto.limited_by(),
+                item_bytes=None if auto is None else auto.item_bytes,
+                bytes_used=None if auto is None else used * auto.item_bytes,
+                peak_bytes=None if auto is None else self._peak_bytes,
+                budget_bytes=None if auto is None else auto.budget,
+                resizes=0 if auto is None else auto.resizes,
+                samples=0 if auto is None else auto.samples,
             )
 
 
@@ -312,11 +399,26 @@ class Sender(Generic[_T]):
     for the next one), then :meth:`close` once, whatever happened.
     """
 
-    __slots__ = ("_append", "_channel", "_closed", "count", "credits", "meter")
+    __slots__ = (
+        "_append",
+        "_banked",
+        "_channel",
+        "_closed",
+        "_refill",
+        "count",
+        "credits",
+        "epoch",
+        "meter",
+    )
 
-    def __init__(self, channel: Channel[_T]) -> None:
+    def __init__(self, channel: Channel[_T], auto: bool = False) -> None:
         self._channel = channel
         self._append = channel.items.append
+        # What to do when the reserved run of slots ends: reserve more; for an auto buffer,
+        # first sample the item just sent. Either way the per-item path is the same.
+        self._refill: Callable[[_T], int] = self._sample if auto else self._next_slots
+        self._banked = 0  # an auto buffer's slots reserved beyond the next sample point
+        self.epoch = 0  # the channel's shrinks this producer has seen
         # Reserved slots not yet filled; one is for the item in the making. Written only by
         # this producer's thread; read by anyone (statistics).
         self.credits = 0
@@ -335,6 +437,10 @@ class Sender(Generic[_T]):
             Broken: every consumer has finished.
         """
         self.credits = self._reserve()
+        auto = self._channel.auto
+        if auto is not None:  # hand out slots only up to the first sample point
+            self._banked = self.credits - 1
+            self.credits = 1
 
     def _reserve(self) -> int:
         meter = self.meter
@@ -362,28 +468,78 @@ class Sender(Generic[_T]):
             channel.wake_getter()
         self.credits -= 1
         if not self.credits:
-            self.credits = self._reserve()
+            self.credits = self._refill(item)
+
+    def _next_slots(self, item: _T) -> int:
+        del item
+        return self._reserve()
+
+    def _sample(self, item: _T) -> int:
+        """An auto buffer's slow path: estimate ``item``, adapt the count if it calls for it
+        (under the lock only then), and hand out slots up to the next sample point."""
+        channel = self._channel
+        auto = channel.auto
+        assert auto is not None
+        size = auto.sizer(item)
+        auto.samples += 1
+        estimate = auto.item_bytes
+        if size > estimate:
+            channel.estimate(size)
+        elif size * 2 <= estimate:
+            auto.small_run += 1
+            auto.small_max = max(auto.small_max, size)
+            if auto.small_run >= REGROW_AFTER:
+                channel.estimate(auto.small_max)
+        else:
+            auto.small_run = 0
+            if auto.samples == WARMUP:  # young no more: the interval may widen
+                channel.estimate(estimate)
+        if self.epoch != channel.epoch:  # the count shrank: hand back what was reserved ahead
+            banked, self._banked = self._banked, 0
+            channel.acknowledge(self, banked)
+        banked = self._banked
+        if not banked:
+            banked = self._reserve()
+        taken = auto.interval
+        if taken > banked:
+            taken = banked
+        self._banked = banked - taken
+        return taken
 
     def _attend(self) -> None:
-        """The buffer stopped (raise its stop) or a producer waits (hand back spare slots)."""
+        """The buffer stopped (raise its stop), a producer waits or the count shrank (hand
+        back the slots reserved ahead)."""
         channel = self._channel
         stop = channel.producer_stop
         if stop is not None:
             raise stop
-        spare = self.credits - 1  # keep the slot of the item being sent
-        if spare > 0:
+        spare = self.credits - 1 + self._banked  # keep the slot of the item being sent
+        if spare > 0 or self.epoch != channel.epoch:
             self.credits = 1
-            channel.give_back(spare)
+            self._banked = 0
+            channel.acknowledge(self, spare)
 
-    def acquire(self) -> int:
+    def acquire(self, sample: _T | None = None) -> int:
         """Reserve more slots for items produced elsewhere (a worker process), waiting while
         there are none; :meth:`publish` fills them. Returns how many it got.
+
+        With an auto buffer, ``sample`` (the last item published, ``None`` before the first)
+        is estimated first, as :meth:`send` estimates its own items, so that the count
+        follows the sizes of items made elsewhere too; the slots then stop at the next sample
+        point, as for :meth:`send`.
 
         Raises:
             Aborted: the pipeline is stopping.
             Broken: every consumer has finished.
         """
-        got = self._reserve()
+        if self._channel.auto is None:
+            got = self._reserve()
+        elif sample is None:  # before the first item: one slot, the first sample point
+            banked = self._banked or self._reserve()
+            self._banked = banked - 1
+            got = 1
+        else:
+            got = self._sample(sample)
         self.credits += got
         return got
 
@@ -408,8 +564,9 @@ class Sender(Generic[_T]):
         """This producer has finished: hand back its unused slots; the last one closes."""
         if not self._closed:
             self._closed = True
-            credits, self.credits = self.credits, 0
-            self._channel.producer_done(credits)
+            unused = self.credits + self._banked
+            self.credits = self._banked = 0
+            self._channel.producer_done(self, unused)
 
 
 class Receiver(Generic[_T]):

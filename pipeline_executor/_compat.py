@@ -66,6 +66,7 @@ def execute(
     parallelism: str = "thread",
     type_check_pipeline: bool = True,
     inactivity_timeout: float | None = None,
+    memory_budget: int | float | str | None = None,
 ) -> Any:
     """Run ``tasks`` as a pipeline: the first is the source, the last the sink.
 
@@ -113,6 +114,7 @@ def execute(
         "inactivity_timeout": inactivity_timeout,
         "start_method": mode.start_method,
         "sequential": mode is Parallelism.COROUTINE,
+        "memory_budget": memory_budget,
     }
     if stages[-1].role is Role.SINK:
         return RunnablePipeline[Any](tuple(stages)).run(**options)

@@ -8,13 +8,14 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
-from ._channel import Meter
+from ._budget import Budget, peak_rss
+from ._channel import Channel, Meter
 from ._errors import add_note
 from ._progress import ProgressDisplay
 from ._stages import Role, StageSpec, returns_none
-from ._stats import BufferStatistics, PipelineStats, StageState, StageStats
+from ._stats import BufferStatistics, MemoryStatistics, PipelineStats, StageState, StageStats
 
-__all__ = ["Observed", "add_shutdown_report", "report_progress", "snapshot"]
+__all__ = ["Observed", "add_shutdown_report", "memory_statistics", "report_progress", "snapshot"]
 
 
 class _HasStatistics(Protocol):
@@ -87,6 +88,7 @@ def snapshot(
     *,
     cpu_started: float | None = None,
     cpu_ended: float | None = None,
+    memory: MemoryStatistics | None = None,
 ) -> PipelineStats:
     """Statistics of a run from its workers' meters and its buffers (any thread, any time).
 
@@ -126,6 +128,24 @@ def snapshot(
         running=ended is None,
         process_cpu=None if cpu_started is None else cpu_now - cpu_started,
         cpus=_cpus(),
+        memory=memory,
+    )
+
+
+def memory_statistics(
+    budget: Budget, channels: Sequence[Channel[object]], rss_started: int | None
+) -> MemoryStatistics | None:
+    """The memory line of a run's statistics; ``None`` if none of its buffers is auto."""
+    autos = [c.statistics() for c in channels if c.auto is not None]
+    if not autos:
+        return None
+    rss = peak_rss()
+    return MemoryStatistics(
+        budget_bytes=budget.total,
+        budget_source=budget.source,
+        auto_buffers=len(autos),
+        peak_bytes=sum(b.peak_bytes or 0 for b in autos),
+        rss_growth=None if rss is None or rss_started is None else rss - rss_started,
     )
 
 

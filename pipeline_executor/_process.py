@@ -280,8 +280,10 @@ class ProcessHost(LocalHost):
                 publish = sender.publish
                 for item in items:
                     publish(item)
+                last = items[-1] if items else None  # an auto buffer estimates it
                 del items
-                self._send(("credit", sender.acquire()))
+                self._send(("credit", sender.acquire(last)))
+                del last
             elif kind == "done":
                 self._taken = message[1]
                 self._cpu = message[2]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import TextIO
 
+from ._budget import Budget
 from ._monitor import Monitor
 from ._stages import StageSpec
 from ._supervise import GRACE_PERIOD, RunOptions, iterate, run
@@ -33,9 +34,10 @@ class ThreadBackend:
         monitor: Monitor | None = None,
         progress: TextIO | None = None,
         start_method: str | None = None,
+        memory_budget: Budget | None = None,
     ) -> Iterator[object]:
         """Run ``stages`` and yield the last one's items in the caller's thread."""
-        options = RunOptions(inactivity_timeout, monitor, progress, start_method)
+        options = RunOptions(inactivity_timeout, monitor, progress, start_method, memory_budget)
         return iterate(stages, LOCAL, options)
 
     def run(
@@ -46,9 +48,10 @@ class ThreadBackend:
         monitor: Monitor | None = None,
         progress: TextIO | None = None,
         start_method: str | None = None,
+        memory_budget: Budget | None = None,
     ) -> object:
         """Run ``stages`` to the end of the sink and return what the sink returned."""
-        options = RunOptions(inactivity_timeout, monitor, progress, start_method)
+        options = RunOptions(inactivity_timeout, monitor, progress, start_method, memory_budget)
         return run(stages, LOCAL, options)
 
 

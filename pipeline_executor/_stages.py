@@ -15,6 +15,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from . import _introspect
+from ._budget import DEFAULT_MAX_ITEMS, AutoBuffer, Budget
 from ._errors import PipelineDefinitionError
 
 if TYPE_CHECKING:
@@ -33,15 +34,9 @@ __all__ = [
     "stage_label",
 ]
 
-DEFAULT_BUFFER = 8192
-"""A stage's ``buffer`` when none is given is ``max(DEFAULT_BUFFER, threads)``.
-
-Chosen by ``benchmarks/bench.py``: the smallest power of two whose small-item throughput is
-within 10% of the best buffer size (handing items between threads costs a thread switch per
-buffer-full, about 20-40 us here, so small buffers pay it often). The bound it implies: each
-stage keeps at most 8192 items alive; for large items (images, tensors, documents) give each
-stage the ``buffer`` your memory affords, e.g. ``buffer=threads * 2``.
-"""
+DEFAULT_BUFFER = DEFAULT_MAX_ITEMS
+"""The most items a stage's buffer holds by default: ``max(DEFAULT_BUFFER, threads)``, fewer
+when they are large (``buffer=None`` is ``AutoBuffer()``: see ``_budget`` and ``_bound``)."""
 
 OPTION_NAMES = frozenset({"threads", "buffer", "processes"})
 """The names of stage options. The builder takes these keywords out of a call as options and
@@ -86,7 +81,8 @@ class StageSpec:
         threads: how many instances of ``fn`` run at once, each in its own thread, or each in
             its own worker process when ``processes`` is set.
         processes: whether the instances run in worker processes (``processes=n``).
-        buffer: the most output items alive at once; ``None`` for a sink, which has no output.
+        buffer: the most output items alive at once (an ``int``), or an auto buffer bounded
+            by bytes as well (an :class:`AutoBuffer`); ``None`` for a sink, which has no output.
         args: positional constants; the builder gives none (constants go by keyword).
         kwargs: keyword constants (read-only).
         item_type: the type of the items it yields, as its annotations say (``Any`` when
@@ -100,7 +96,7 @@ class StageSpec:
     position: int
     name: str
     threads: int
-    buffer: int | None
+    buffer: int | AutoBuffer | None
     args: tuple[object, ...]
     kwargs: Mapping[str, object]
     item_type: object = Any
@@ -118,8 +114,8 @@ class StageSpec:
             parts.append(f"processes={self.threads}")
         elif self.role is not Role.SOURCE:
             parts.append(f"threads={self.threads}")
-        if self.buffer is not None:
-            parts.append(f"buffer={self.buffer}")
+        if isinstance(self.buffer, int) or self.buffer not in (None, AutoBuffer()):
+            parts.append(f"buffer={self.buffer!r}")
         parts.extend(f"{key}={short_repr(value)}" for key, value in self.kwargs.items())
         return f"{self.role.value}({', '.join(parts)})"
 
@@ -128,7 +124,8 @@ class Backend(Protocol):
     """What runs a pipeline. The threaded runner is one; process and distributed ones may follow.
 
     ``monitor`` is fed statistics while the run goes on; ``progress`` is where to draw the
-    live display (``None``: nowhere).
+    live display (``None``: nowhere); ``memory_budget`` is what the auto buffers may fill
+    (``None``: the default, see ``_budget``).
     """
 
     def iterate(
@@ -139,6 +136,7 @@ class Backend(Protocol):
         monitor: Monitor | None = None,
         progress: TextIO | None = None,
         start_method: str | None = None,
+        memory_budget: Budget | None = None,
     ) -> Iterator[object]:
         """Run ``stages`` (no sink) and yield the last stage's items in the caller's thread."""
         ...
@@ -151,6 +149,7 @@ class Backend(Protocol):
         monitor: Monitor | None = None,
         progress: TextIO | None = None,
         start_method: str | None = None,
+        memory_budget: Budget | None = None,
     ) -> object:
         """Run ``stages`` (the last is a sink) to the end and return the sink's return value."""
         ...
@@ -219,14 +218,16 @@ def make_stage(
         raise PipelineDefinitionError(
             label, f"a source runs on exactly one thread, got threads={n_threads}"
         )
-    n_buffer: int | None = None
+    n_buffer: int | AutoBuffer | None = None
     if role is Role.SINK and buffer is not None:
         raise PipelineDefinitionError(
             label, f"a sink has no output, so it takes no buffer option, got buffer={buffer!r}"
         )
     if role is not Role.SINK:
         if buffer is None:
-            n_buffer = max(DEFAULT_BUFFER, n_threads)
+            n_buffer = AutoBuffer()
+        elif isinstance(buffer, AutoBuffer):
+            n_buffer = buffer.checked(label, n_threads)
         else:
             n_buffer = _check_count(label, "buffer", buffer, 1)
             if n_buffer < n_threads:

@@ -16,10 +16,13 @@ from ._verdict import verdict
 __all__ = [
     "REPORT_COLUMNS",
     "BufferStatistics",
+    "MemoryStatistics",
     "PipelineStats",
     "StageState",
     "StageStats",
+    "buffer_cell",
     "report_row",
+    "size_text",
 ]
 
 
@@ -39,6 +42,19 @@ class BufferStatistics:
         items_out: items consumers have taken from it.
         producers: threads still producing into it.
         consumers: threads still consuming from it.
+        auto: whether the count follows the items' size (``buffer=None`` or an
+            ``AutoBuffer``), else it is the fixed ``buffer=k``.
+        max_items: the most items it may ever hold (the cap an auto buffer grows back to).
+        min_capacity: the lowest ``capacity`` it had so far.
+        limited_by: what sets ``capacity`` now: ``"items"`` (the fixed count, or the cap),
+            ``"bytes"`` (the budget over the item size) or ``"threads"`` (one item per
+            thread of both stages, the floor, for items larger than that share of the budget).
+        item_bytes: an auto buffer's estimated item size in force, in bytes (else ``None``).
+        bytes_used: ``used * item_bytes``: the estimated bytes of the items alive now.
+        peak_bytes: the highest ``bytes_used`` seen so far (looked at as ``peak_used`` is).
+        budget_bytes: the bytes an auto buffer may fill (its share of the run's budget).
+        resizes: how many times an auto buffer's count changed.
+        samples: how many items an auto buffer estimated.
     """
 
     capacity: int
@@ -49,6 +65,16 @@ class BufferStatistics:
     items_out: int
     producers: int
     consumers: int
+    auto: bool = False
+    max_items: int = 0
+    min_capacity: int = 0
+    limited_by: str = "items"
+    item_bytes: int | None = None
+    bytes_used: int | None = None
+    peak_bytes: int | None = None
+    budget_bytes: int | None = None
+    resizes: int = 0
+    samples: int = 0
 
 
 class StageState(enum.Enum):
@@ -126,6 +152,8 @@ class PipelineStats:
         process_cpu: CPU seconds the whole process used since the run started (until it
             ended), every thread included, the library's or not; ``None`` if not measured.
         cpus: how many CPUs the process may run on, where the platform tells.
+        memory: the memory budget of the auto buffers and the process's peak memory growth
+            (``None`` when no buffer is auto).
     """
 
     elapsed: float
@@ -133,6 +161,7 @@ class PipelineStats:
     running: bool
     process_cpu: float | None = None
     cpus: int | None = None
+    memory: MemoryStatistics | None = None
 
     def __str__(self) -> str:
         return self.report()
@@ -148,6 +177,8 @@ class PipelineStats:
             ).rstrip()
             for row in rows
         ]
+        if self.memory is not None:
+            lines.append(self.memory.footer())
         state = "running" if self.running else "ended"
         lines.append(f"{state} after {self.elapsed:.2f} s; {self.verdict()}")
         return "\n".join(lines)
@@ -183,5 +214,56 @@ def report_row(stage: StageStats, elapsed: float, rate: float | None = None) -> 
         f"{stage.share(stage.busy, elapsed):.0%}",
         f"{stage.share(stage.starved, elapsed):.0%}",
         f"{stage.share(stage.blocked, elapsed):.0%}",
-        f"{buffer.peak_used}/{buffer.capacity}" if buffer is not None else "-",
+        buffer_cell(buffer),
     )
+
+
+def buffer_cell(buffer: BufferStatistics | None) -> str:
+    """The report's buffer cell: ``peak/capacity``, and for an auto buffer its estimated item
+    size, e.g. ``3/4 x50.0MiB``."""
+    if buffer is None:
+        return "-"
+    cell = f"{buffer.peak_used}/{buffer.capacity}"
+    if buffer.auto and buffer.item_bytes:
+        cell += f" x{size_text(buffer.item_bytes).replace(' ', '')}"
+    return cell
+
+
+def size_text(size: int) -> str:
+    """Bytes, readably: ``512 B``, ``4.0 KiB``, ``50.0 MiB``, ``2.0 GiB``."""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB"):
+        if abs(value) < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
+
+
+@dataclass(frozen=True)
+class MemoryStatistics:
+    """What a run's auto buffers may fill, and what the process's memory did.
+
+    Attributes:
+        budget_bytes: the run's memory budget, shared by its auto buffers.
+        budget_source: where it came from (``memory_budget=``, the environment variable, or
+            the default share of the memory limit).
+        auto_buffers: how many of the run's buffers are auto.
+        peak_bytes: the sum of the auto buffers' estimated peaks (``peak_bytes``).
+        rss_growth: how much the process's peak resident memory rose since the run started,
+            in bytes, where the platform tells (it includes the stages' own work).
+    """
+
+    budget_bytes: int
+    budget_source: str
+    auto_buffers: int
+    peak_bytes: int
+    rss_growth: int | None
+
+    def footer(self) -> str:
+        """One line for the report."""
+        rss = "" if self.rss_growth is None else f"; process peak RSS +{size_text(self.rss_growth)}"
+        return (
+            f"memory: budget {size_text(self.budget_bytes)} ({self.budget_source}) over "
+            f"{self.auto_buffers} auto buffer(s); their estimated peaks add up to "
+            f"{size_text(self.peak_bytes)}{rss}"
+        )

@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol, TextIO
 
+from ._budget import Budget
 from ._channel import Aborted, ChannelTimeout, Meter, Receiver
 from ._errors import InactivityError, add_note, is_consequence, warn_at_caller
 from ._monitor import Monitor, attach, detach
@@ -36,7 +37,7 @@ from ._observe import add_shutdown_report, report_progress, snapshot
 from ._progress import ProgressDisplay
 from ._signals import Signals, interrupts_deferred, signals_as_stop
 from ._stages import StageSpec
-from ._stats import BufferStatistics, PipelineStats, StageState
+from ._stats import BufferStatistics, MemoryStatistics, PipelineStats, StageState
 
 __all__ = [
     "GRACE_PERIOD",
@@ -63,12 +64,14 @@ class RunOptions:
         monitor: fed statistics while the run goes on.
         progress: where to draw the live display (``None``: nowhere).
         start_method: how worker processes start (``None``: the engine's safe default).
+        memory_budget: what the auto buffers may hold in all (``None``: the default budget).
     """
 
     inactivity_timeout: float | None = None
     monitor: Monitor | None = None
     progress: TextIO | None = None
     start_method: str | None = None
+    memory_budget: Budget | None = None
 
 
 class Link(Protocol):
@@ -152,6 +155,7 @@ class Wiring:
     outputs: Mapping[int, Link]  # stage position -> its output link
     hosts: Sequence[Host]
     output: Receiver[object] | None  # the caller's receiver when the last stage is no sink
+    memory: Callable[[], MemoryStatistics | None] | None = None  # the budget's statistics
 
 
 class Engine(Protocol):
@@ -427,6 +431,7 @@ class Supervisor:
             self._ended_at,
             cpu_started=self._cpu_started,
             cpu_ended=self._cpu_ended,
+            memory=wiring.memory() if wiring.memory is not None else None,
         )
 
     def finish(self, monitor: Monitor | None) -> PipelineStats:

@@ -18,10 +18,12 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import cast
 
+from ._budget import peak_rss, run_budget, split_budget
 from ._channel import Activity, Channel, Receiver, Sender
 from ._diagnose import location
 from ._errors import Cancelled
 from ._hosting import LocalHost
+from ._observe import memory_statistics
 from ._process import ProcessHost, context
 from ._stages import StageSpec
 from ._stats import StageState
@@ -141,6 +143,9 @@ class LocalEngine:
         outputs: dict[int, Channel[object]] = {}
         hosts: list[Host] = []
         ctx = context(options.start_method) if any(s.processes for s in stages) else None
+        budget = options.memory_budget if options.memory_budget is not None else run_budget(None)
+        shares = split_budget(budget, [stage.buffer for stage in stages])
+        rss_started = peak_rss()
         receivers: list[Receiver[object]] = []
         for index, stage in enumerate(stages):
             inputs = receivers
@@ -149,7 +154,9 @@ class LocalEngine:
                 receivers = []
             else:
                 consumers = stages[index + 1].threads if index + 1 < len(stages) else 1
-                out = Channel[object](stage.buffer, producers=stage.threads, consumers=consumers)
+                out = Channel[object].for_buffer(
+                    stage.buffer, shares[index], producers=stage.threads, consumers=consumers
+                )
                 links.append(out)
                 outputs[stage.position] = out
                 receivers = out.receivers
@@ -164,7 +171,13 @@ class LocalEngine:
         # Worker processes start before any thread of the run: a process forked while one of
         # our threads holds a lock (the import lock, say) would inherit it held, forever.
         hosts.sort(key=lambda host: not isinstance(host, ProcessHost))
-        return Wiring(links, outputs, hosts, receivers[0] if receivers else None)
+        return Wiring(
+            links,
+            outputs,
+            hosts,
+            receivers[0] if receivers else None,
+            memory=lambda: memory_statistics(budget, links, rss_started),
+        )
 
 
 LOCAL = LocalEngine()

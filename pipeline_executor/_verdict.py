@@ -100,6 +100,10 @@ class BufferView(Protocol):
     def peak_used(self) -> int: ...
     @property
     def items_in(self) -> int: ...
+    @property
+    def limited_by(self) -> str: ...
+    @property
+    def item_bytes(self) -> int | None: ...
 
 
 class StageView(Protocol):
@@ -220,6 +224,9 @@ class _Reading:
         return self.share(after, after.starved) >= KEEPS_UP
 
     def verdict(self) -> str:
+        starving = self.starved_by_bytes()
+        if starving is not None:
+            return starving
         candidates = [
             i
             for i, s in enumerate(self.stages)
@@ -254,6 +261,28 @@ class _Reading:
             f"no clear bottleneck: {busiest.name!r} is busy {self.load(busiest):.0%} of the "
             "time, but no buffer before it is full or filling; nothing to advise yet"
         )
+
+    def starved_by_bytes(self) -> str | None:
+        """A buffer whose count its bytes budget sets, with its producer blocked and its
+        consumer starved: it is too small for the items, and only its budget can say so."""
+        for index, stage in enumerate(self.stages[:-1]):
+            buffer, after = stage.buffer, self.stages[index + 1]
+            if (
+                buffer is None
+                or buffer.limited_by == "items"
+                or self.share(stage, stage.blocked) < BLOCKED
+                or self.share(after, after.starved) < STARVED
+            ):
+                continue
+            size = buffer.item_bytes or 0
+            return (
+                f"buffer-bound: the buffer of {stage.name!r} is limited by its memory budget "
+                f"({buffer.capacity:,} items of about {_size(size)}); {stage.name!r} blocked "
+                f"{self.share(stage, stage.blocked):.0%} while {after.name!r} starved "
+                f"{self.share(after, after.starved):.0%} -> give it more: "
+                "buffer=AutoBuffer(max_bytes=...) on that stage, or run(memory_budget=...)"
+            )
+        return None
 
     def blame(self, index: int, *, sure: bool) -> str:
         stage = self.stages[index]
@@ -374,3 +403,13 @@ def _more_threads(stage: StageView) -> str:
         "into a threaded stage before it, or make it return None (annotated '-> None') and "
         "give it threads"
     )
+
+
+def _size(size: int) -> str:
+    """Bytes, readably: ``512 B``, ``4.0 KiB``, ``50.0 MiB``, ``2.0 GiB``."""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -139,3 +139,9 @@ def bump_in_place(xs: Iterable[object]) -> Iterator[object]:
     for x in xs:
         x[1] += 1  # type: ignore[index]
         yield x
+
+
+def blobs(xs: Iterable[int], size: int) -> Iterator[bytearray]:
+    """A ``bytearray`` of ``size`` bytes per item."""
+    for _ in xs:
+        yield bytearray(size)

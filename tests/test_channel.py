@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from typing import Any
 
 import pytest
 
@@ -37,7 +38,7 @@ def test_statistics_count_what_moved() -> None:
     stats = channel.statistics()
     assert stats == BufferStatistics(
         capacity=4, used=3, queued=1, peak_used=3, items_in=2, items_out=1,
-        producers=1, consumers=1,
+        producers=1, consumers=1, max_items=4, min_capacity=4,
     )  # fmt: skip
     sender.close()
     assert list(receiver) == [2]
@@ -195,7 +196,9 @@ def test_an_item_taken_by_another_consumer_between_look_and_take_is_not_an_error
     """Regression: the waiting consumer saw an item that a lock-free popleft then took."""
     channel = Channel[int](4, producers=1, consumers=2)
     channel.items = LyingDeque()
-    channel.producer_done(0)  # no producer left: after the lost race, the stream ends
+    channel.producer_done(
+        channel.senders[0], 0
+    )  # no producer left: after the lost race, the stream ends
     with pytest.raises(StopIteration):
         channel.wait_item(channel.receivers[0], None)
 
@@ -214,14 +217,14 @@ class SignallingCondition(threading.Condition):
         return super().wait(timeout)
 
 
-def watch_producers(channel: Channel[int]) -> SignallingCondition:
+def watch_producers(channel: Channel[Any]) -> SignallingCondition:
     """Replace the channel's not-full condition by one that signals each wait."""
     condition = SignallingCondition(channel._lock)  # pyright: ignore[reportPrivateUsage]
     channel._not_full = condition  # pyright: ignore[reportPrivateUsage]
     return condition
 
 
-def watch_consumers(channel: Channel[int]) -> SignallingCondition:
+def watch_consumers(channel: Channel[Any]) -> SignallingCondition:
     """Replace the channel's not-empty condition by one that signals each wait."""
     condition = SignallingCondition(channel._lock)  # pyright: ignore[reportPrivateUsage]
     channel._not_empty = condition  # pyright: ignore[reportPrivateUsage]
@@ -347,6 +350,23 @@ def test_a_cancelled_receiver_raises_the_cancellation_once_then_ends() -> None:
 
 
 # -- no internal exception shows up as the context of what a waiter gets -----------------
+
+
+class InterruptedCondition(threading.Condition):
+    """A Condition whose wait is interrupted by Ctrl-C, as the signal handler would raise it."""
+
+    def wait(self, timeout: float | None = None) -> bool:
+        raise KeyboardInterrupt
+
+
+def test_ctrl_c_while_a_consumer_waits_has_no_internal_context() -> None:
+    """KeyboardInterrupt while next() waits on an empty buffer chains to nothing of ours."""
+    channel = Channel[int](4, producers=1, consumers=1)
+    lock = channel._lock  # pyright: ignore[reportPrivateUsage]
+    channel._not_empty = InterruptedCondition(lock)  # pyright: ignore[reportPrivateUsage]
+    with pytest.raises(KeyboardInterrupt) as info:
+        next(channel.receivers[0])
+    assert info.value.__context__ is None
 
 
 def test_an_abort_while_a_consumer_waits_has_no_internal_context() -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from pipeline_executor import Pipeline, PipelineDefinitionError, PipelineError
+from pipeline_executor import AutoBuffer, Pipeline, PipelineDefinitionError, PipelineError
 
 from .stages import add_one, double, numbers, total
 
@@ -87,11 +87,26 @@ def test_bad_buffers_are_rejected(buffer: object, message: str) -> None:
         untyped.then(add_one, threads=3, buffer=buffer)
 
 
-def test_the_default_buffer_is_8192_or_the_thread_count() -> None:
-    """Without buffer=, a stage's buffer is max(8192, threads)."""
-    assert "threads=3, buffer=8192)" in repr(Pipeline.source(numbers, n=3).then(add_one, threads=3))
-    many = Pipeline.source(numbers, n=3).then(add_one, threads=9000)
-    assert "threads=9000, buffer=9000" in repr(many)
+def test_the_default_buffer_is_auto() -> None:
+    """Without buffer=, a stage's buffer is AutoBuffer(), which the repr leaves out."""
+    pipeline = Pipeline.source(numbers, n=3).then(add_one, threads=3)
+    assert repr(pipeline) == "Pipeline.source(numbers, n=3).then(add_one, threads=3)"
+    sized = Pipeline.source(numbers, n=3, buffer=AutoBuffer(max_bytes="1MiB"))
+    assert repr(sized) == "Pipeline.source(numbers, buffer=AutoBuffer(max_bytes=1048576), n=3)"
+
+
+def test_an_auto_buffer_with_bad_fields_is_a_definition_error() -> None:
+    """AutoBuffer's fields are checked when the stage is added, naming the stage."""
+    with pytest.raises(
+        PipelineDefinitionError,
+        match=exact(
+            "stage 2 'add_one' (then): AutoBuffer(max_items=...) must be an int >= threads "
+            "(3), got 2"
+        ),
+    ):
+        Pipeline.source(numbers, n=3).then(add_one, threads=3, buffer=AutoBuffer(max_items=2))
+    with pytest.raises(PipelineDefinitionError, match=r"max_bytes=\.\.\.\) must be a number"):
+        Pipeline.source(numbers, n=3, buffer=AutoBuffer(max_bytes="lots"))
 
 
 def test_a_source_buffer_is_validated() -> None:
@@ -320,8 +335,7 @@ def test_reprs_read_like_the_code_that_built_them() -> None:
     """Every builder object has a useful repr."""
     pipeline = Pipeline.source(lines, buffer=8, n=3).then(parse, threads=2, encoding="utf-8")
     assert repr(pipeline) == (
-        "Pipeline.source(lines, buffer=8, n=3)"
-        ".then(parse, threads=2, buffer=8192, encoding='utf-8')"
+        "Pipeline.source(lines, buffer=8, n=3).then(parse, threads=2, encoding='utf-8')"
     )
     assert repr(Pipeline.source(numbers, buffer=4, n=3).sink(total)) == (
         "Pipeline.source(numbers, buffer=4, n=3).sink(total, threads=1)"
@@ -340,8 +354,8 @@ def test_reprs_abbreviate_large_constants() -> None:
 
     pipeline = Pipeline.from_iterable(many).then(prefixed, prefix=text, table=many)
     assert repr(pipeline) == (
-        "Pipeline.from_iterable([0, 1, 2, 3, 4, 5, ...], buffer=8192)"
-        ".then(prefixed, threads=1, buffer=8192, "
+        "Pipeline.from_iterable([0, 1, 2, 3, 4, 5, ...])"
+        ".then(prefixed, threads=1, "
         "prefix='xxxxxxxxxxxxxxxxx...xxxxxxxxxxxxxxxxxx', table=[0, 1, 2, 3, 4, 5, ...])"
     )
 

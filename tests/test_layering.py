@@ -17,24 +17,38 @@ ALLOWED: dict[str, set[str]] = {
     "_validate": {"_errors"},
     "_monitor": {"_errors", "_stats", "_validate"},
     "_progress": {"_errors", "_stats"},
+    # what buffers may fill: item sizes, the budget (a stage option's value object)
+    "_sizeof": set(),
+    "_budget": {"_errors"},
     # the typing tower
     "_introspect": {"_errors"},
     "_subtype": {"_introspect"},
     "_fits": {"_introspect"},
     "_typecheck": {"_errors", "_fits", "_introspect", "_stages", "_subtype"},
     # what a backend is given (a stage's Monitor is imported for annotations only)
-    "_stages": {"_errors", "_introspect", "_monitor", "_validate"},
+    "_stages": {"_budget", "_errors", "_introspect", "_monitor", "_validate"},
     # the running tower
     "_meter": {"_errors"},
-    "_channel": {"_errors", "_meter", "_stats"},
+    "_bound": set(),
+    "_channel": {"_bound", "_budget", "_errors", "_meter", "_sizeof", "_stats"},
     "_signals": {"_errors"},
     "_diagnose": set(),
     "_transport": set(),
     "_worker": {"_diagnose", "_errors", "_transport"},
     "_hosting": {"_channel", "_stages", "_stats"},
-    "_observe": {"_channel", "_diagnose", "_errors", "_monitor", "_progress", "_stages", "_stats"},
+    "_observe": {
+        "_budget",
+        "_channel",
+        "_diagnose",
+        "_errors",
+        "_monitor",
+        "_progress",
+        "_stages",
+        "_stats",
+    },
     # the supervisor, written once for every engine, and the local engine
     "_supervise": {
+        "_budget",
         "_channel",
         "_errors",
         "_monitor",
@@ -54,19 +68,22 @@ ALLOWED: dict[str, set[str]] = {
         "_worker",
     },
     "_threads": {
+        "_budget",
         "_channel",
         "_diagnose",
         "_errors",
         "_hosting",
+        "_observe",
         "_process",
         "_stages",
         "_stats",
         "_supervise",
     },
-    "_runner": {"_monitor", "_stages", "_supervise", "_threads"},
+    "_runner": {"_budget", "_monitor", "_stages", "_supervise", "_threads"},
     "_sequential": {"_errors", "_stages"},
     # the public layer
     "_builder": {
+        "_budget",
         "_errors",
         "_monitor",
         "_progress",
@@ -77,11 +94,12 @@ ALLOWED: dict[str, set[str]] = {
         "_validate",
     },
     "_compat": {"_builder", "_errors", "_introspect", "_stages", "_typecheck", "_validate"},
-    "__init__": {"_builder", "_compat", "_errors", "_monitor", "_stats"},
+    "__init__": {"_budget", "_builder", "_compat", "_errors", "_monitor", "_sizeof", "_stats"},
 }
 TYPING_TOWER = {"_introspect", "_subtype", "_fits", "_typecheck"}
 RUNNING_TOWER = {
     "_meter",
+    "_bound",
     "_channel",
     "_signals",
     "_diagnose",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -84,3 +85,86 @@ def test_peak_memory_stays_within_the_buffers(tmp_path: Path, processes: bool) -
     growth = float(result.stdout)
     bound = PROCESS_BOUND_MIB if processes else BOUND_MIB
     assert growth <= bound, f"peak RSS grew by {growth:.1f} MiB"
+
+
+AUTO_CHILD = """
+import time
+from pipeline_executor import Pipeline
+
+MIB = 1 << 20
+ITEM = 4 * MIB
+
+def peak_rss_mib():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM")
+
+def arrays(n, size):
+    for _ in range(n):
+        yield bytearray(size)  # a fresh item each time, its pages written (zeroed)
+
+def copy(items):
+    for item in items:
+        yield bytes(item)  # each stage makes its own item
+
+def slow_sink(items):
+    done = 0
+    for _ in items:
+        time.sleep(0.002)  # sleep-ok: the slow stage, so that the buffers before it fill
+        done += 1
+    return done
+
+def run(n, size):
+    return (
+        Pipeline.source(arrays, n=n, size=size, **OPTIONS)
+        .then(copy, threads=2, **OPTIONS)
+        .then(copy, threads=2, **OPTIONS)
+        .sink(slow_sink)
+        .run()
+    )
+
+run(20, 1)  # warm up with tiny items: imports, threads, but no large allocations
+before = peak_rss_mib()
+assert run(ITEMS, ITEM) == ITEMS
+print(peak_rss_mib() - before)
+"""
+
+ITEMS = 100
+ITEM_MIB = 4
+BUDGET_MIB = 96  # 32 MiB per buffer: 8 items of 4 MiB each
+# Items alive at once: the budget, one item per thread of the four stages (1 + 2 + 2 + 1)
+# between reading and producing, and a constant for the allocator's slack.
+AUTO_BOUND_MIB = BUDGET_MIB + (1 + 2 + 2 + 1) * ITEM_MIB + 32
+
+
+def peak_growth(tmp_path: Path, options: str) -> float:
+    """Run the 4-stage pipeline in a child process under a 96 MiB budget; its RSS growth."""
+    script = tmp_path / "auto_memory_child.py"
+    script.write_text(f"OPTIONS = {options}\nITEMS = {ITEMS}\n{textwrap.dedent(AUTO_CHILD)}")
+    environment = {**os.environ, "PIPELINE_EXECUTOR_MEMORY_BUDGET": f"{BUDGET_MIB}MiB"}
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=environment,
+    )
+    assert result.returncode == 0, result.stderr
+    return float(result.stdout)
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
+def test_auto_buffers_keep_peak_memory_within_the_budget(tmp_path: Path) -> None:
+    """100 items of 4 MiB, default buffers, a 96 MiB budget: RSS grows by the budget at most,
+    plus one item per thread."""
+    growth = peak_growth(tmp_path, "{}")
+    assert growth <= AUTO_BOUND_MIB, f"peak RSS grew by {growth:.1f} MiB"
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
+def test_a_fixed_count_of_8192_grows_with_the_items(tmp_path: Path) -> None:
+    """The same run with buffer=8192 grows past that bound: the auto test can fail."""
+    growth = peak_growth(tmp_path, "{'buffer': 8192}")
+    assert growth > AUTO_BOUND_MIB, f"peak RSS grew by {growth:.1f} MiB only"

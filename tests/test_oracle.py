@@ -1,12 +1,13 @@
 """Hypothesis: a threaded pipeline gives what the plain sequential composition gives.
 
 Random pipelines of 1-6 stages from a library of stage kinds, random threads (1-4) and buffers
-(1-16), random inputs (0-2,000 items): the outputs equal the sequential composition of the same
-generators, as a multiset, and as a sequence when every stage runs on one thread. Stages whose
-output depends on the order of their input (batching, take-first-n, running sums) run on one
-thread, and only where everything before them keeps the order; elsewhere they become maps.
-The pipelines run with per-item type checks on, so every item is also checked against its
-stage's declared type. ``--hypothesis-profile=stress`` runs 5,000 examples.
+(1-16, or auto with budgets and item sizes that make them resize), random inputs (0-2,000
+items): the outputs equal the sequential composition of the same generators, as a multiset,
+and as a sequence when every stage runs on one thread. Stages whose output depends on the
+order of their input (batching, take-first-n, running sums) run on one thread, and only where
+everything before them keeps the order; elsewhere they become maps. The pipelines run with
+per-item type checks on, so every item is also checked against its stage's declared type.
+``--hypothesis-profile=stress`` runs 5,000 examples.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline_executor import Pipeline
+from pipeline_executor import AutoBuffer, Pipeline
 
 from .stages import batch
 
@@ -68,12 +69,23 @@ def running_sum(xs: Iterable[int], k: int) -> Iterator[int]:
 PER_ITEM = [mapped, filtered, flat, batch_unbatch]
 ORDERED = [take, running_sum]
 
+
+def size_of_item(item: object) -> int:
+    """Item sizes that swing (1 B to 10 kB), so that auto buffers keep resizing."""
+    return abs(item) * 10 + 1 if isinstance(item, int) else 100 * len(item)  # type: ignore[arg-type]
+
+
+# Auto buffers with budgets of 1 to 20 items of the largest size: every resize rule runs.
+auto_buffers = st.builds(
+    AutoBuffer, max_bytes=st.integers(1, 200_000), sizeof=st.just(size_of_item)
+)
+
 specs = st.lists(
     st.tuples(
         st.sampled_from(PER_ITEM + ORDERED),
         st.integers(0, 5),  # k
         st.integers(1, 4),  # threads
-        st.integers(1, 16),  # buffer
+        st.one_of(st.integers(1, 16), auto_buffers),  # buffer
     ),
     min_size=1,
     max_size=6,
@@ -84,7 +96,8 @@ specs = st.lists(
 @settings(max_examples=max(200, settings().max_examples), deadline=None)
 @given(items=st.lists(st.integers(-1000, 1000), max_size=2000), stages=specs)
 def test_threaded_pipeline_equals_sequential_composition(
-    items: list[int], stages: list[tuple[Callable[..., Iterator[int]], int, int, int]]
+    items: list[int],
+    stages: list[tuple[Callable[..., Iterator[int]], int, int, int | AutoBuffer]],
 ) -> None:
     """Same multiset of outputs; the same sequence when every stage runs on one thread."""
     want: list[int] = items
@@ -96,7 +109,8 @@ def test_threaded_pipeline_equals_sequential_composition(
         if fn in ORDERED:
             threads = 1
         ordered = ordered and threads == 1
-        buffer = max(buffer, threads)
+        if isinstance(buffer, int):
+            buffer = max(buffer, threads)
         want = list(fn(want, k))
         if fn is batch_unbatch:  # two real stages, each on its own threads
             pipeline = pipeline.then(batch, threads=threads, buffer=buffer, size=k + 1).then(

@@ -527,3 +527,21 @@ def test_sigterm_to_the_caller_stops_the_workers(tmp_path: Path) -> None:
     assert starts  # a worker the stop reached before its generator began has no finally
     assert starts == finals
     assert not [pid for pid in starts if _alive(int(pid))]
+
+
+def test_an_auto_buffer_learns_the_size_of_items_made_in_a_worker() -> None:
+    """A process stage's output buffer, auto by default, estimates the items its worker makes
+    (the last of each batch) and bounds its count by the budget over their size."""
+    monitor = Monitor()
+    size = 4 << 20
+    pipeline = Pipeline.source(ps.numbers, n=40).then(ps.blobs, processes=1, size=size)
+    for _ in pipeline.iter(monitor=monitor, start_method="fork", memory_budget=64 << 20):
+        pass
+    buffer = monitor.stats().stages[1].buffer
+    assert buffer is not None
+    assert buffer.auto
+    assert buffer.item_bytes is not None
+    assert buffer.item_bytes >= size
+    assert buffer.limited_by == "bytes"
+    assert buffer.budget_bytes is not None
+    assert buffer.capacity * size <= buffer.budget_bytes

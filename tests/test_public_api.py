@@ -8,9 +8,11 @@ import pipeline_executor
 def test_the_export_list_is_pinned() -> None:
     """Adding or removing a public name is a decision: this test makes it visible."""
     assert pipeline_executor.__all__ == [
+        "AutoBuffer",
         "BufferStatistics",
         "InactivityError",
         "ItemPickleError",
+        "MemoryStatistics",
         "Monitor",
         "Pipeline",
         "PipelineDefinitionError",
@@ -26,6 +28,8 @@ def test_the_export_list_is_pinned() -> None:
         "StageStats",
         "WorkerDiedError",
         "execute",
+        "register_sizeof",
+        "sizeof",
     ]
 
 

@@ -84,3 +84,60 @@ def test_a_multithreaded_sink_failing_early() -> None:
     for _ in range(REPEAT):
         with pytest.raises(Boom):
             pipeline.run()
+
+
+BIG = bytes(8 << 20)  # one object: the estimate counts 8 MiB per item, nothing is copied
+
+
+def alternating(n: int, every: int) -> Iterator[bytes]:
+    """1 B and 8 MiB items in turns of ``every``: each turn resizes the auto buffers."""
+    for i in range(n):
+        yield BIG if (i // every) % 2 else b"x"
+
+
+def passthrough(xs: Iterable[bytes]) -> Iterator[bytes]:
+    yield from xs
+
+
+def fail_at(xs: Iterable[bytes], at: int) -> Iterator[bytes]:
+    for i, x in enumerate(xs):
+        if i == at:
+            raise Boom("while resizing")
+        yield x
+
+
+def resizing(every: int) -> Pipeline[bytes]:
+    return (
+        Pipeline.source(alternating, n=20 * every, every=every)
+        .then(passthrough, threads=2)
+        .then(passthrough, threads=2)
+    )
+
+
+def test_auto_buffers_resizing_all_the_time_lose_nothing() -> None:
+    """Sizes alternate 1 B / 8 MiB on 2 x 2 threads: every item arrives once."""
+    pipeline = resizing(every=7)
+    for _ in range(REPEAT // 5):
+        got = list(pipeline.iter(memory_budget="48MiB"))
+        assert sorted(map(len, got)) == [1] * 70 + [8 << 20] * 70
+
+
+def test_leaving_early_while_auto_buffers_shrink() -> None:
+    """The caller stops right at a switch to large items: everything stops and is joined."""
+    pipeline = resizing(every=5)
+    for n in range(REPEAT):
+        for i, _ in enumerate(pipeline.iter(memory_budget="48MiB")):
+            if i == 5 + n % 3:
+                break
+
+
+def test_a_failure_while_auto_buffers_shrink() -> None:
+    """A stage fails at a switch to large items: the failure is raised, nothing hangs."""
+    for n in range(REPEAT):
+        pipeline = resizing(every=5).then(fail_at, at=5 + n % 3).sink(collect_all)
+        with pytest.raises(Boom, match=r"^while resizing"):
+            pipeline.run(memory_budget="48MiB")
+
+
+def collect_all(xs: Iterable[bytes]) -> int:
+    return sum(1 for _ in xs)
