@@ -276,6 +276,16 @@ class Channel(Generic[_T]):
                 self._free += done
                 self._wake_putters(done)
 
+    def hand_back_all(self, receiver: Receiver[_T]) -> None:
+        """Hand back every slot ``receiver`` counted, its last item's too: it is done with
+        that one as well, and is about to wait for its turn to take the next (``_order``)."""
+        with self._lock:
+            done = receiver.count - receiver.returned
+            if done:
+                receiver.returned = receiver.count
+                self._free += done
+                self._wake_putters(done)
+
     def wait_item(self, receiver: Receiver[_T], timeout: float | None) -> _T:
         """Hand back every slot ``receiver`` counted, then take one item, waiting while there
         is none.
@@ -517,6 +527,38 @@ class Sender(Generic[_T]):
             self.credits = 1
             self._banked = 0
             channel.acknowledge(self, spare)
+
+    def park(self, item: _T) -> None:
+        """Use up the slot ``item`` was produced in without publishing it, then reserve the
+        next slot as :meth:`send` does.
+
+        For reordering (``_order``): the caller keeps the item aside and later hands it to
+        :meth:`publish` of a producer of this buffer. Until then the item is *parked*: its
+        slot is neither free, spare nor done, so a fixed buffer's exact bound covers the
+        items waiting to be reordered. (An auto buffer admits a producer while fewer than
+        ``capacity`` items are live, parked ones not counted, so that the producer they wait
+        for is never refused; there they come on top, at most one buffer's worth.)
+
+        Raises:
+            Aborted: the pipeline is stopping.
+            Broken: every consumer has finished.
+        """
+        if self._channel.attention is not None:
+            self._attend()
+        self.credits -= 1
+        if not self.credits:
+            self.credits = self._refill(item)
+
+    def publish(self, item: _T) -> None:
+        """Publish an item parked by :meth:`park` (of any producer of this buffer) without
+        using up a slot: the item already has one. Dropped if the buffer is stopped."""
+        channel = self._channel
+        if channel.producer_stop is not None:
+            return  # aborted or broken: nobody will read it, and the producers learn it anyway
+        self._append(item)
+        self.count += 1
+        if channel.getters_waiting > channel.getters_signalled:
+            channel.wake_getter()
 
     def close(self) -> None:
         """This producer has finished: hand back its unused slots; the last one closes."""

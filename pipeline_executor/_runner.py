@@ -30,6 +30,7 @@ from ._observe import (
     report_progress,
     snapshot,
 )
+from ._order import order_stage
 from ._progress import ProgressDisplay
 from ._signals import interrupts_deferred, sigterm_as_exit
 from ._stages import StageSpec
@@ -127,6 +128,8 @@ class _Execution:
                 self.channels.append(out)
                 self._out[stage.position] = out
                 receivers = out.receivers
+                if stage.ordered and stage.threads > 1:  # outputs in input order (_order)
+                    order_stage(inputs, out.senders)
             for i in range(stage.threads):
                 worker = Worker(
                     stage, inputs[i] if inputs else None, out.senders[i] if out else None

@@ -33,12 +33,16 @@ ALLOWED: dict[str, set[str]] = {
     "_channel": {"_bound", "_budget", "_errors", "_meter", "_sizeof", "_stats"},
     "_signals": {"_errors"},
     "_diagnose": set(),
+    # the per-item operators' bodies, and ordered output (hosted by any engine)
+    "_ops": {"_diagnose", "_meter"},
+    "_order": {"_channel", "_meter"},
     "_observe": {
         "_budget",
         "_channel",
         "_diagnose",
         "_errors",
         "_monitor",
+        "_order",
         "_progress",
         "_stages",
         "_stats",
@@ -50,6 +54,7 @@ ALLOWED: dict[str, set[str]] = {
         "_errors",
         "_monitor",
         "_observe",
+        "_order",
         "_progress",
         "_signals",
         "_stages",
@@ -60,7 +65,9 @@ ALLOWED: dict[str, set[str]] = {
     "_builder": {
         "_budget",
         "_errors",
+        "_introspect",
         "_monitor",
+        "_ops",
         "_progress",
         "_runner",
         "_stages",
@@ -71,7 +78,17 @@ ALLOWED: dict[str, set[str]] = {
     "__init__": {"_budget", "_builder", "_compat", "_errors", "_monitor", "_sizeof", "_stats"},
 }
 TYPING_TOWER = {"_introspect", "_subtype", "_fits", "_typecheck"}
-RUNNING_TOWER = {"_meter", "_bound", "_channel", "_signals", "_diagnose", "_observe", "_runner"}
+RUNNING_TOWER = {
+    "_meter",
+    "_bound",
+    "_channel",
+    "_signals",
+    "_diagnose",
+    "_ops",
+    "_order",
+    "_observe",
+    "_runner",
+}
 
 
 def internal_imports(module: str) -> set[str]:
