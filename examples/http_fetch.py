@@ -21,8 +21,8 @@ from pipeline_executor import Monitor, Pipeline
 
 PAGES = 200
 DELAY = 0.02  # seconds the server takes per page
-HANG = 1.5  # seconds it takes on the pages that hang
-TIMEOUT = 0.5  # seconds the crawler gives each page
+HANG = 3.0  # seconds it takes on the pages that hang
+TIMEOUT = 2.0  # seconds the crawler gives each page (ample, even on a loaded machine)
 
 
 def broken(n: int) -> bool:

@@ -50,7 +50,7 @@ def test_http_fetch_keeps_every_page_it_could_fetch_and_lists_the_failures() -> 
     assert "  /page/7: HTTPError: HTTP Error 500: Internal Server Error" in out
     assert (
         "  /page/33: TimeoutError: stage 2 'fetch' (map): the call on item 33 did not return "
-        "within 0.5 s"
+        "within 2 s"
     ) in out
 
 
