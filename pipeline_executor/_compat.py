@@ -24,8 +24,8 @@ class PipelineTask:
         generator: the step's function: the first task's takes only constants; every other
             task's takes an iterable of the previous task's items first.
         constants: keyword arguments for ``generator``.
-        packets_in_flight: the step's ``buffer``: the most of its output items alive at once;
-            ``None`` for the default.
+        packets_in_flight: the step's ``buffer``: the most of its output items alive at once,
+            an exact count; ``None`` for the default, an auto buffer bounded by bytes too.
         num_threads: the step's ``threads``; the first task runs on one thread.
     """
 
@@ -47,6 +47,8 @@ def execute(
     task is the whole job: a generator function is drained as a lone source; any other
     function is called once with its constants, in the caller's thread, and what it returns
     is returned (``inactivity_timeout`` does not apply to such a call). No tasks: nothing runs.
+
+    ``memory_budget`` is what the auto buffers may fill together, as for ``run()``.
 
     Returns:
         What the sink returned; ``None`` when the last task yields (its items are dropped)

@@ -31,7 +31,8 @@ class BufferStatistics:
     """A snapshot of one stage's output buffer.
 
     Attributes:
-        capacity: the stage's ``buffer``: at most this many items are alive at once.
+        capacity: the count bound in force: at most this many items are alive at once (a
+            fixed ``buffer=k``, or what an auto buffer's budget and item size call for now).
         used: items alive now: being produced, waiting, or held by a consumer (not the slots
             producers reserved ahead, nor those of items consumers are done with).
         queued: items waiting in the buffer for a consumer.
