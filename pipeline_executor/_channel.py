@@ -356,7 +356,7 @@ class Channel(Generic[_T]):
     def _live(self) -> int:
         # Lock held. Items being produced (a producer with a slot for its next item), queued,
         # or held (a consumer that counted more than it handed back holds its last one). A
-        # producer between its append and its count is counted twice: at most one per thread.
+        # producer between its append and its countdown is counted twice: one per thread.
         making = sum(1 for s in self.senders if s.credits > 0)
         holding = sum(1 for r in self.receivers if r.count > r.returned)
         return len(self.items) + making + holding
