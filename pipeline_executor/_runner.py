@@ -34,7 +34,7 @@ from ._order import order_stage
 from ._progress import ProgressDisplay
 from ._signals import interrupts_deferred, sigterm_as_exit
 from ._stages import StageSpec
-from ._stats import PipelineStats, StageState
+from ._stats import MemoryStatistics, PipelineStats, StageState
 
 __all__ = ["GRACE_PERIOD", "THREADS", "ThreadBackend"]
 
@@ -95,6 +95,7 @@ class _Execution:
         self._stages = stages
         self._budget = budget if budget is not None else run_budget(None)
         self._rss_started = peak_rss()
+        self._memory_at_end: MemoryStatistics | None = None  # frozen once the run has ended
         self._lock = threading.Lock()  # guards _failures, _aborted, _running
         self._failures: list[_Failure] = []
         self._aborted = False
@@ -342,6 +343,11 @@ class _Execution:
 
     def snapshot(self) -> PipelineStats:
         """The statistics of the run so far (or of the whole run, once it has ended)."""
+        memory = self._memory_at_end
+        if memory is None:
+            memory = memory_statistics(self._budget, self.channels, self._rss_started)
+            if self._ended_at is not None:  # every later snapshot tells the same
+                self._memory_at_end = memory
         return snapshot(
             self._stages,
             self.workers,
@@ -350,7 +356,7 @@ class _Execution:
             self._ended_at,
             cpu_started=self._cpu_started,
             cpu_ended=self._cpu_ended,
-            memory=memory_statistics(self._budget, self.channels, self._rss_started),
+            memory=memory,
         )
 
     def finish(self, monitor: Monitor | None) -> PipelineStats:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Iterator
 
+import pytest
+
 from pipeline_executor import (
     AutoBuffer,
     BufferStatistics,
@@ -14,6 +16,8 @@ from pipeline_executor import (
     PipelineStats,
     StageState,
     StageStats,
+    _observe,
+    _runner,
 )
 from pipeline_executor._bound import EVERY, REGROW_AFTER, WARMUP
 from pipeline_executor._channel import Aborted, Channel, Sender
@@ -317,3 +321,18 @@ def test_a_real_run_reports_its_budget() -> None:
         "memory_budget='16MiB'",
         1,
     )
+
+
+def test_the_memory_line_of_an_ended_run_never_changes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every snapshot after the end tells the same peak RSS growth (the display's report and
+    the monitor's are the same text)."""
+    readings = iter(range(0, 10**12, MIB))
+    monkeypatch.setattr(_observe, "peak_rss", lambda: next(readings))
+    stages = Pipeline.source(lambda: iter([b"x"] * 10)).sink(lambda xs: sum(1 for _ in xs))
+    execution = _runner._Execution(stages._stages)  # pyright: ignore[reportPrivateUsage]
+    execution.start()
+    execution.wait(None)
+    execution.shutdown()
+    first, second = execution.snapshot(), execution.snapshot()
+    assert first.memory is not None
+    assert first.memory == second.memory
