@@ -91,7 +91,7 @@ def queue_pipeline(n: int) -> int:
 
 def ours(n: int, buffer: int | None = None) -> int:
     return (
-        Pipeline.source(numbers, buffer, n=n)
+        Pipeline.source(numbers, buffer=buffer, n=n)
         .then(add_one, buffer=buffer)
         .then(double, buffer=buffer)
         .sink(total)
@@ -392,7 +392,7 @@ def copied(items: Iterable[bytes | bytearray]) -> Iterator[bytes]:
 def hops(n: int, size: int, buffer: int | None) -> int:
     """Fresh items of ``size`` bytes, copied by each of 3 hops."""
     return (
-        Pipeline.source(fresh_items, buffer, n=n, size=size)
+        Pipeline.source(fresh_items, buffer=buffer, n=n, size=size)
         .then(copied, buffer=buffer)
         .then(copied, buffer=buffer)
         .sink(count)

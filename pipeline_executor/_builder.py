@@ -16,16 +16,19 @@ from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TextIO, 
 from . import _sequential
 from ._budget import AutoBuffer, run_budget
 from ._errors import PipelineDefinitionError
+from ._introspect import callable_name
 from ._monitor import Monitor
+from ._ops import BatchBody, FilterBody, FlatMapBody, MapBody, PerItemBody, TakeBody, UnbatchBody
 from ._progress import require_rich
 from ._runner import THREADS
 from ._stages import (
-    OPTION_NAMES,
     START_METHODS,
     Backend,
     Role,
     StageSpec,
+    check_count,
     make_stage,
+    option_names,
     short_repr,
     stage_label,
 )
@@ -58,7 +61,7 @@ def _split(
     """Refuse positional arguments after ``fn``; take the options out of ``kwargs``.
 
     What is left in ``kwargs`` are the constants. Options are told apart by name only
-    (``OPTION_NAMES``), so a new option needs its typed parameter and ``make_stage``'s
+    (``option_names(role)``), so a new option needs its typed parameter and ``make_stage``'s
     handling, nothing here.
 
     Raises:
@@ -72,7 +75,7 @@ def _split(
             "options and constants by keyword, e.g. threads=2, size=224 (a positional-only "
             "parameter's constant goes through functools.partial)",
         )
-    return {name: kwargs.pop(name) for name in OPTION_NAMES & kwargs.keys()}
+    return {name: kwargs.pop(name) for name in option_names(role) & kwargs.keys()}
 
 
 class _Built:
@@ -187,7 +190,7 @@ class Pipeline(_Built, Generic[T_co]):
     # positional argument to an option (``.then(resize, 224)`` would start 224 threads). So the
     # type checkers see the typed form (``TYPE_CHECKING``), and the runtime form takes
     # ``(fn, *args, **kwargs)``, refuses any positional argument after ``fn`` and tells the
-    # options from the constants by name (``_stages.OPTION_NAMES``).
+    # options from the constants by name (``_stages.option_names``).
     if TYPE_CHECKING:
 
         @classmethod
@@ -210,6 +213,46 @@ class Pipeline(_Built, Generic[T_co]):
             fn: Callable[Concatenate[Iterator[T_co], P], Iterable[U]],
             threads: int = 1,
             buffer: int | AutoBuffer | None = None,
+            processes: int | None = None,
+            ordered: bool = False,
+            *args: P.args,
+            **kwargs: P.kwargs,
+        ) -> Pipeline[U]: ...
+
+        def map(
+            self,
+            fn: Callable[Concatenate[T_co, P], U],
+            threads: int = 1,
+            buffer: int | AutoBuffer | None = None,
+            ordered: bool = True,
+            on_error: Callable[[T_co, Exception], object] | None = None,
+            timeout: float | None = None,
+            processes: int | None = None,
+            *args: P.args,
+            **kwargs: P.kwargs,
+        ) -> Pipeline[U]: ...
+
+        def filter(
+            self,
+            pred: Callable[Concatenate[T_co, P], bool],
+            threads: int = 1,
+            buffer: int | AutoBuffer | None = None,
+            ordered: bool = True,
+            on_error: Callable[[T_co, Exception], object] | None = None,
+            timeout: float | None = None,
+            processes: int | None = None,
+            *args: P.args,
+            **kwargs: P.kwargs,
+        ) -> Pipeline[T_co]: ...
+
+        def flat_map(
+            self,
+            fn: Callable[Concatenate[T_co, P], Iterable[U]],
+            threads: int = 1,
+            buffer: int | AutoBuffer | None = None,
+            ordered: bool = True,
+            on_error: Callable[[T_co, Exception], object] | None = None,
+            timeout: float | None = None,
             processes: int | None = None,
             *args: P.args,
             **kwargs: P.kwargs,
@@ -273,15 +316,23 @@ class Pipeline(_Built, Generic[T_co]):
         def then(self, fn, *args, **kwargs):
             """Add a stage: ``fn(items, **constants)`` turns this pipeline's items into new ones.
 
-            Called ``.then(fn, threads=1, buffer=None, processes=None, **constants)``;
+            Called ``.then(fn, threads=1, buffer=None, ordered=False, processes=None,
+            **constants)``;
             everything after ``fn`` by keyword.
 
             Args:
                 fn: a generator function whose first parameter receives an iterator of items.
                 threads: how many instances of ``fn`` run at once, each in its own thread, each
-                    item going to exactly one of them; their outputs merge, unordered if > 1.
+                    item going to exactly one of them; their outputs merge, unordered if > 1
+                    unless ``ordered``.
                 buffer: the most items of this stage alive at once, exactly; ``>= threads``;
                     by default an auto buffer (see ``source``); ``AutoBuffer(...)`` to tune one.
+                ordered: with ``threads > 1``, place each output after the outputs of the
+                    input item its instance took most recently, so that a 1:1, filtering or
+                    flat-mapping generator comes out in input order. A generator that reads
+                    ahead (a batcher) has each output placed after the last item it had read
+                    (and what it yields once its input has ended, after its last item). Items
+                    waiting for their turn count in ``buffer``.
                 processes: run this many instances of ``fn`` instead, each in its own worker
                     process (for pure-Python, CPU-bound work); exclusive with ``threads``. Its
                     function and constants must pickle (cloudpickle: lambdas do), and so must
@@ -295,6 +346,91 @@ class Pipeline(_Built, Generic[T_co]):
                     that do not fit their annotations.
             """
             return self._add(Role.STAGE, fn, args, kwargs)
+
+        def map(self, fn, *args, **kwargs):
+            """Add a stage that yields ``fn(item, **constants)`` for each item.
+
+            Called ``.map(fn, threads=1, buffer=None, ordered=True, on_error=None,
+            timeout=None, processes=None, **constants)``; everything after ``fn`` by keyword.
+
+            >>> list(Pipeline.from_iterable([1, 2, 3]).map(str, threads=2))
+            ['1', '2', '3']
+
+            Args:
+                fn: a function of one item (and the constants).
+                threads: how many items are worked on at once, each on its own thread.
+                buffer: the most items of this stage alive at once, those waiting for their
+                    turn to come out in order included (a slow item holds back at most
+                    ``buffer`` others); ``>= threads``; default ``max(8192, threads)``.
+                ordered: outputs in input order (the default); ``False`` lets each come out
+                    as soon as it is ready.
+                on_error: ``None`` to stop the pipeline on the first failure (as any stage
+                    does); or ``on_error(item, exc)``, called in the stage's thread for an
+                    item whose call raised an ``Exception``; the item is then dropped and
+                    counted in ``StageStats.failed``. If ``on_error`` raises, the pipeline
+                    stops with that.
+                timeout: seconds a call may take; a call that has not returned in time fails
+                    its item with ``TimeoutError`` naming the stage and the item's position
+                    (see ``on_error``). Its thread cannot be interrupted, so it is abandoned,
+                    with a ``RuntimeWarning`` (it ends when the call returns and never keeps
+                    the interpreter alive), and a new thread takes the next items; each thread
+                    may leave one call abandoned at a time (at most ``threads`` per stage): a
+                    second timeout meanwhile stops the pipeline with ``TimeoutError``.
+                processes: work on items in this many worker processes instead of threads
+                    (see ``then``); over more than one, pass ``ordered=False``: ordered
+                    output across worker processes is not supported yet.
+                **constants: keyword arguments for ``fn``, after the item.
+
+            Raises:
+                PipelineDefinitionError: a positional argument after ``fn``, a bad option, or
+                    constants that do not fit ``fn``.
+                PipelineTypeError: ``fn`` does not take this pipeline's items.
+            """
+            return self._per_item(Role.MAP, MapBody, fn, args, kwargs)
+
+        def filter(self, pred, *args, **kwargs):
+            """Add a stage that keeps the items for which ``pred(item, **constants)`` is true.
+
+            Called as :meth:`map` is.
+
+            >>> list(Pipeline.from_iterable(range(6)).filter(lambda x: x % 2 == 0))
+            [0, 2, 4]
+
+            Args:
+                pred: a function of one item (and the constants) returning a ``bool``.
+                threads, buffer, ordered, on_error, timeout, processes: as for :meth:`map`.
+                **constants: keyword arguments for ``pred``, after the item.
+
+            Raises:
+                PipelineDefinitionError: a positional argument after ``pred``, a bad option,
+                    or constants that do not fit ``pred``.
+                PipelineTypeError: ``pred`` does not take this pipeline's items, or is
+                    annotated to return something other than ``bool``.
+            """
+            return self._per_item(Role.FILTER, FilterBody, pred, args, kwargs)
+
+        def flat_map(self, fn, *args, **kwargs):
+            """Add a stage that yields every item of ``fn(item, **constants)`` for each item.
+
+            Called as :meth:`map` is.
+
+            >>> list(Pipeline.from_iterable([1, 2]).flat_map(lambda x: [x] * x))
+            [1, 2, 2]
+
+            Args:
+                fn: a function of one item (and the constants) returning an iterable.
+                threads, buffer, ordered, on_error, timeout, processes: as for :meth:`map`. With
+                    ``on_error`` or ``timeout``, an item's outputs are collected before the
+                    first is passed on, so a failing item contributes none.
+                **constants: keyword arguments for ``fn``, after the item.
+
+            Raises:
+                PipelineDefinitionError: a positional argument after ``fn``, a bad option, or
+                    constants that do not fit ``fn``.
+                PipelineTypeError: ``fn`` does not take this pipeline's items, or does not
+                    return an iterable (or returns ``str`` or ``bytes``).
+            """
+            return self._per_item(Role.FLAT_MAP, FlatMapBody, fn, args, kwargs)
 
         def sink(self, fn, *args, **kwargs):
             """End the pipeline with ``fn(items, **constants)``; ``run()`` returns its value.
@@ -319,12 +455,106 @@ class Pipeline(_Built, Generic[T_co]):
             """
             return self._add(Role.SINK, fn, args, kwargs)
 
+    def batch(
+        self, size: int, *, timeout: float | None = None, buffer: int | None = None
+    ) -> Pipeline[list[T_co]]:
+        """Add a stage that groups items into lists of ``size``, the last one shorter.
+
+        >>> list(Pipeline.from_iterable(range(5)).batch(2))
+        [[0, 1], [2, 3], [4]]
+
+        Args:
+            size: items per list, ``>= 1``.
+            timeout: if given, a partial list is passed on once its first item has waited
+                this many seconds, so that a source that goes quiet holds nothing back.
+            buffer: the most lists of this stage alive at once; default 8192.
+
+        Raises:
+            PipelineDefinitionError: a bad ``size``, ``timeout`` or ``buffer``.
+        """
+        position = len(self._stages) + 1
+        label = f"stage {position} 'batch' (batch)"
+        n = check_count(label, "size", size, 1)
+        seconds = None if timeout is None else check_duration(label, "timeout", timeout)
+        options = [f"size={n}"] + ([f"timeout={seconds!r}"] if seconds is not None else [])
+        stage = make_stage(
+            BatchBody(n, seconds), Role.BATCH, position, buffer=buffer, options=tuple(options)
+        )
+        return self._extend(stage)
+
+    def unbatch(self: Pipeline[Iterable[U]], *, buffer: int | None = None) -> Pipeline[U]:
+        """Add a stage that yields every item of every iterable (a list from :meth:`batch`).
+
+        >>> list(Pipeline.from_iterable([[1, 2], [3]]).unbatch())
+        [1, 2, 3]
+
+        Raises:
+            PipelineDefinitionError: a bad ``buffer``.
+            PipelineTypeError: this pipeline's items are not iterable, or are ``str``.
+        """
+        stage = make_stage(UnbatchBody(), Role.UNBATCH, len(self._stages) + 1, buffer=buffer)
+        return self._extend(stage)
+
+    def take(self, n: int, *, buffer: int | None = None) -> Pipeline[T_co]:
+        """Add a stage that passes on the first ``n`` items; then the stages before it stop
+        (their generators are closed, so their ``finally`` blocks run).
+
+        >>> list(Pipeline.from_iterable(range(100)).take(3))
+        [0, 1, 2]
+
+        Raises:
+            PipelineDefinitionError: ``n`` is not an int ``>= 0``, or a bad ``buffer``.
+        """
+        position = len(self._stages) + 1
+        count = check_count(f"stage {position} 'take' (take)", "n", n, 0)
+        stage = make_stage(
+            TakeBody(count), Role.TAKE, position, buffer=buffer, options=(f"n={count}",)
+        )
+        return self._extend(stage)
+
+    def _per_item(
+        self,
+        role: Role,
+        body_type: type[PerItemBody],
+        fn: object,
+        args: tuple[object, ...],
+        kwargs: dict[str, object],
+    ) -> Pipeline[Any]:
+        """map, filter or flat_map: the operator's body around ``fn``, validated."""
+        position = len(self._stages) + 1
+        options = _split(fn, role, position, args, kwargs)
+        on_error = options.pop("on_error", None)
+        timeout = options.pop("timeout", None)
+        options.setdefault("ordered", True)  # the operators keep the input order by default
+        body = body_type(cast("Callable[..., object]", fn), None, None, 1)
+        stage = make_stage(body, role, position, kwargs=kwargs, inner=fn, **options)
+        if timeout is not None:
+            timeout = check_duration(stage.label, "timeout", timeout)
+        if on_error is not None and not callable(on_error):
+            raise PipelineDefinitionError(
+                stage.label, f"on_error must be a function (item, exc) or None, got {on_error!r}"
+            )
+        body.on_error, body.timeout = on_error, timeout
+        body.threads, body.label = stage.threads, stage.label
+        shown = ["ordered=False"] if stage.ordered is False else []
+        if on_error is not None:
+            shown.append(f"on_error={callable_name(on_error)}")
+        if timeout is not None:
+            shown.append(f"timeout={timeout!r}")
+        return self._extend(dataclasses.replace(stage, options=tuple(shown)))
+
+    def _extend(self, stage: StageSpec) -> Pipeline[Any]:
+        stage = check_stage(self._stages[-1], stage)
+        return Pipeline[Any]((*self._stages, stage), self._backend, self._item_checks)
+
     def _add(
         self, role: Role, fn: object, args: tuple[object, ...], kwargs: dict[str, object]
     ) -> Any:
         """The pipeline (or, for a sink, the runnable pipeline) with one more stage."""
         position = len(self._stages) + 1
         options = _split(fn, role, position, args, kwargs)
+        if options.get("ordered") is True:
+            options["options"] = ("ordered=True",)
         stage = make_stage(fn, role, position, kwargs=kwargs, **options)
         stages = (*self._stages, check_stage(self._stages[-1], stage))
         if role is Role.SINK:

@@ -276,6 +276,16 @@ class Channel(Generic[_T]):
                 self._free += done
                 self._wake_putters(done)
 
+    def hand_back_all(self, receiver: Receiver[_T]) -> None:
+        """Hand back every slot ``receiver`` counted, its last item's too: it is done with
+        that one as well, and is about to wait for its turn to take the next (``_order``)."""
+        with self._lock:
+            done = receiver.count - receiver.returned
+            if done:
+                receiver.returned = receiver.count
+                self._free += done
+                self._wake_putters(done)
+
     def wait_item(self, receiver: Receiver[_T], timeout: float | None) -> _T:
         """Hand back every slot ``receiver`` counted, then take one item, waiting while there
         is none.
@@ -347,7 +357,7 @@ class Channel(Generic[_T]):
     def _live(self) -> int:
         # Lock held. Items being produced (a producer with a slot for its next item), queued,
         # or held (a consumer that counted more than it handed back holds its last one). A
-        # producer between its append and its count is counted twice: at most one per thread.
+        # producer between its append and its countdown is counted twice: one per thread.
         making = sum(1 for s in self.senders if s.credits > 0)
         holding = sum(r.holding() for r in self.receivers)
         return len(self.items) + making + holding
@@ -519,9 +529,41 @@ class Sender(Generic[_T]):
             self._banked = 0
             channel.acknowledge(self, spare)
 
+    def park(self, item: _T) -> None:
+        """Use up the slot ``item`` was produced in without publishing it, then reserve the
+        next slot as :meth:`send` does.
+
+        For reordering (``_order``): the caller keeps the item aside and later hands it to
+        :meth:`publish` of a producer of this buffer. Until then the item is *parked*: its
+        slot is neither free, spare nor done, so a fixed buffer's exact bound covers the
+        items waiting to be reordered. (An auto buffer admits a producer while fewer than
+        ``capacity`` items are live, parked ones not counted, so that the producer they wait
+        for is never refused; there they come on top, at most one buffer's worth.)
+
+        Raises:
+            Aborted: the pipeline is stopping.
+            Broken: every consumer has finished.
+        """
+        if self._channel.attention is not None:
+            self._attend()
+        self.credits -= 1
+        if not self.credits:
+            self.credits = self._refill(item)
+
+    def publish(self, item: _T) -> None:
+        """Publish an item parked by :meth:`park` (of any producer of this buffer) without
+        using up a slot: the item already has one. Dropped if the buffer is stopped."""
+        channel = self._channel
+        if channel.producer_stop is not None:
+            return  # aborted or broken: nobody will read it, and the producers learn it anyway
+        self._append(item)
+        self.count += 1
+        if channel.getters_waiting > channel.getters_signalled:
+            channel.wake_getter()
+
     def acquire(self, sample: _T | None = None) -> int:
         """Reserve more slots for items produced elsewhere (a worker process), waiting while
-        there are none; :meth:`publish` fills them. Returns how many it got.
+        there are none; :meth:`deliver` fills them. Returns how many it got.
 
         With an auto buffer, ``sample`` (the last item published, ``None`` before the first)
         is estimated first, as :meth:`send` estimates its own items, so that the count
@@ -543,7 +585,7 @@ class Sender(Generic[_T]):
         self.credits += got
         return got
 
-    def publish(self, item: _T) -> None:
+    def deliver(self, item: _T) -> None:
         """Publish ``item``, produced elsewhere in a slot got from :meth:`acquire`.
 
         Raises:

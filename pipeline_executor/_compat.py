@@ -25,8 +25,8 @@ class PipelineTask:
         generator: the step's function: the first task's takes only constants; every other
             task's takes an iterable of the previous task's items first.
         constants: keyword arguments for ``generator``.
-        packets_in_flight: the step's ``buffer``: the most of its output items alive at once;
-            ``None`` for the default.
+        packets_in_flight: the step's ``buffer``: the most of its output items alive at once,
+            an exact count; ``None`` for the default, an auto buffer bounded by bytes too.
         num_threads: the step's ``threads``; the first task runs on one thread.
         num_workers: the seed's later name for ``num_threads`` (Techcyte pipeline-lib 0.5):
             instances of the step, threads or worker processes as ``execute``'s
@@ -81,6 +81,8 @@ def execute(
     task is the whole job: a generator function is drained as a lone source; any other
     function is called once with its constants, in the caller's thread, and what it returns
     is returned (``inactivity_timeout`` does not apply to such a call). No tasks: nothing runs.
+
+    ``memory_budget`` is what the auto buffers may fill together, as for ``run()``.
 
     Returns:
         What the sink returned; ``None`` when the last task yields (its items are dropped)

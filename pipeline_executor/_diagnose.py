@@ -7,7 +7,12 @@ import sys
 import sysconfig
 from types import FrameType
 
-__all__ = ["location"]
+__all__ = ["DELEGATES", "location"]
+
+DELEGATES: dict[int, int] = {}
+"""Threads whose own code runs, for the moment, in another thread: a per-item operator with a
+timeout waits while a helper thread makes the call. Thread ident -> the helper's ident; each
+entry written and removed only by the waiting thread."""
 
 _PACKAGE = os.path.dirname(os.path.abspath(__file__))
 _STDLIB = os.path.abspath(sysconfig.get_paths()["stdlib"])
@@ -28,6 +33,7 @@ def location(thread_ident: int | None) -> str | None:
     ``None`` when the thread is not running."""
     if thread_ident is None:
         return None
+    thread_ident = DELEGATES.get(thread_ident, thread_ident)
     frame = sys._current_frames().get(thread_ident)  # pyright: ignore[reportPrivateUsage]
     if frame is None:
         return None

@@ -11,6 +11,7 @@ from typing import Protocol
 from ._budget import Budget, peak_rss
 from ._channel import Channel, Meter
 from ._errors import add_note
+from ._order import OrderedSender
 from ._progress import ProgressDisplay
 from ._stages import Role, StageSpec, returns_none
 from ._stats import BufferStatistics, MemoryStatistics, PipelineStats, StageState, StageStats
@@ -66,6 +67,8 @@ def _threadable(stage: StageSpec) -> bool:
     value (``make_stage`` asks a sink on several threads to be annotated ``-> None``)."""
     if stage.role is Role.SOURCE:
         return False
+    if stage.role.is_operator:  # map, filter and flat_map take threads; the others do not
+        return stage.inner is not None
     if stage.role is Role.STAGE or stage.threads > 1:
         return True
     return returns_none(stage.fn)
@@ -119,6 +122,10 @@ def snapshot(
                 buffer=out.statistics() if out is not None else None,
                 threadable=_threadable(stage),
                 expected=stage.length,
+                failed=sum(w.meter.items.failed for w in mine),
+                timed_out=sum(w.meter.items.timed_out for w in mine),
+                reorder_peak=_reorder_peak(mine),
+                abandoned=tuple(name for w in mine for name in w.meter.items.abandoned),
                 processes=stage.processes,
             )
         )
@@ -147,6 +154,14 @@ def memory_statistics(
         peak_bytes=sum(b.peak_bytes or 0 for b in autos),
         rss_growth=None if rss is None or rss_started is None else rss - rss_started,
     )
+
+
+def _reorder_peak(workers: Sequence[Observed]) -> int:
+    for w in workers:
+        sender = getattr(w, "sender", None)
+        if isinstance(sender, OrderedSender):
+            return sender.book.peak
+    return 0
 
 
 def report_progress(

@@ -277,9 +277,9 @@ class ProcessHost(LocalHost):
                 assert sender is not None
                 self._done_with(message[1] - 1)
                 items = self._receive_batch(message)
-                publish = sender.publish
+                deliver = sender.deliver
                 for item in items:
-                    publish(item)
+                    deliver(item)
                 last = items[-1] if items else None  # an auto buffer estimates it
                 del items
                 self._send(("credit", sender.acquire(last)))

@@ -23,12 +23,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_BUFFER",
+    "OPERATOR_OPTION_NAMES",
     "OPTION_NAMES",
     "START_METHODS",
     "Backend",
     "Role",
     "StageSpec",
+    "check_count",
     "make_stage",
+    "option_names",
     "returns_none",
     "short_repr",
     "stage_label",
@@ -38,11 +41,20 @@ DEFAULT_BUFFER = DEFAULT_MAX_ITEMS
 """The most items a stage's buffer holds by default: ``max(DEFAULT_BUFFER, threads)``, fewer
 when they are large (``buffer=None`` is ``AutoBuffer()``: see ``_budget`` and ``_bound``)."""
 
-OPTION_NAMES = frozenset({"threads", "buffer", "processes"})
+OPTION_NAMES = frozenset({"threads", "buffer", "ordered", "processes"})
 """The names of stage options. The builder takes these keywords out of a call as options and
 passes them to :func:`make_stage`; every other keyword is a constant. So no stage parameter may
 be passed a constant by one of these names. A new option adds its name here, its typed
 parameter to the builder's signatures and its handling to :func:`make_stage`."""
+
+OPERATOR_OPTION_NAMES = OPTION_NAMES | {"on_error", "timeout"}
+"""The option names of the per-item operators (``map``, ``filter``, ``flat_map``), which also
+take an error policy and a per-item timeout; ``then`` leaves these two names to its constants."""
+
+
+def option_names(role: Role) -> frozenset[str]:
+    """The keywords that are options, not constants, for a stage of ``role``."""
+    return OPERATOR_OPTION_NAMES if role.is_operator else OPTION_NAMES
 
 
 _REPR = reprlib.Repr()
@@ -67,6 +79,29 @@ class Role(enum.Enum):
     SOURCE = "source"
     STAGE = "then"
     SINK = "sink"
+    # The per-item operators: stages like any other (input and output), whose function is a
+    # wrapper applying the user's function to each item (``StageSpec.inner``).
+    MAP = "map"
+    FILTER = "filter"
+    FLAT_MAP = "flat_map"
+    BATCH = "batch"
+    UNBATCH = "unbatch"
+    TAKE = "take"
+
+    @property
+    def takes_input(self) -> bool:
+        """Whether its function receives the previous stage's items (all but a source)."""
+        return self is not Role.SOURCE
+
+    @property
+    def has_output(self) -> bool:
+        """Whether it yields items into a buffer of its own (all but a sink)."""
+        return self is not Role.SINK
+
+    @property
+    def is_operator(self) -> bool:
+        """Whether it is one of the per-item operators (``map``, ``filter``, ...)."""
+        return self not in (Role.SOURCE, Role.STAGE, Role.SINK)
 
 
 @dataclass(frozen=True)
@@ -89,6 +124,10 @@ class StageSpec:
             they do not; set by the build-time type check).
         length: how many items a source will yield, when known at build time (the
             ``len()`` of the collection given to ``Pipeline.from_iterable``); for progress.
+        ordered: on several threads, whether its outputs come out in input order.
+        inner: for a per-item operator, the user's function it applies to each item (``fn``
+            is then the operator's wrapper; ``None`` for batch, unbatch and take).
+        options: the operator's options as they read in ``repr``, e.g. ``("timeout=5.0",)``.
     """
 
     fn: Callable[..., object]
@@ -101,6 +140,9 @@ class StageSpec:
     kwargs: Mapping[str, object]
     item_type: object = Any
     length: int | None = None
+    ordered: bool = False
+    inner: Callable[..., object] | None = None
+    options: tuple[str, ...] = ()
     processes: bool = False
 
     @property
@@ -109,13 +151,15 @@ class StageSpec:
         return f"stage {self.position} {self.name!r} ({self.role.value})"
 
     def __repr__(self) -> str:
-        parts = [self.name]
+        fixed = self.role.is_operator and self.inner is None  # batch, unbatch, take
+        parts = [] if fixed else [self.name]
         if self.processes:
             parts.append(f"processes={self.threads}")
-        elif self.role is not Role.SOURCE:
+        elif self.role is not Role.SOURCE and not fixed:
             parts.append(f"threads={self.threads}")
         if isinstance(self.buffer, int) or self.buffer not in (None, AutoBuffer()):
             parts.append(f"buffer={self.buffer!r}")
+        parts.extend(self.options)
         parts.extend(f"{key}={short_repr(value)}" for key, value in self.kwargs.items())
         return f"{self.role.value}({', '.join(parts)})"
 
@@ -155,7 +199,12 @@ class Backend(Protocol):
         ...
 
 
-def _check_count(label: str, option: str, value: object, minimum: int) -> int:
+def check_count(label: str, option: str, value: object, minimum: int) -> int:
+    """``value`` if it is an int ``>= minimum``.
+
+    Raises:
+        PipelineDefinitionError: naming the stage, the option and the value.
+    """
     if isinstance(value, bool) or not isinstance(value, int):
         raise PipelineDefinitionError(
             label, f"{option} must be an int, got {value!r} ({type(value).__name__})"
@@ -188,20 +237,28 @@ def make_stage(
     buffer: object = None,
     processes: object = None,
     kwargs: Mapping[str, object] | None = None,
+    ordered: object = False,
+    inner: object = None,
+    options: tuple[str, ...] = (),
 ) -> StageSpec:
     """Validate a stage's function, options and constants (all by keyword), and describe it.
+
+    For a per-item operator, ``fn`` is its wrapper and ``inner`` the user's function: the
+    name, and the constants, are ``inner``'s (it is called ``inner(item, **kwargs)``).
 
     Raises:
         PipelineDefinitionError: naming the stage and what is wrong with it.
     """
     kwargs = dict(kwargs or {})
-    label = stage_label(fn, role, position)
-    if not callable(fn):
+    user = fn if inner is None else inner
+    label = stage_label(user, role, position)
+    if not callable(user):
         raise PipelineDefinitionError(
-            label, f"expected a callable, got {fn!r} ({type(fn).__name__})"
+            label, f"expected a callable, got {user!r} ({type(user).__name__})"
         )
-    name = _introspect.callable_name(fn)
-    n_threads = _check_count(label, "threads", threads, 1)
+    assert callable(fn)
+    name = _introspect.callable_name(user)
+    n_threads = check_count(label, "threads", threads, 1)
     if processes is not None:
         if n_threads != 1:
             raise PipelineDefinitionError(
@@ -209,10 +266,16 @@ def make_stage(
                 f"threads={n_threads} and processes={processes!r} are exclusive: a stage's "
                 "instances run either on threads or in worker processes",
             )
-        n_threads = _check_count(label, "processes", processes, 1)
+        n_threads = check_count(label, "processes", processes, 1)
         if role is Role.SOURCE and n_threads != 1:
             raise PipelineDefinitionError(
                 label, f"a source runs in exactly one process, got processes={n_threads}"
+            )
+        if ordered is True and n_threads > 1:
+            raise PipelineDefinitionError(
+                label,
+                f"ordered output over {n_threads} worker processes is not supported yet: pass "
+                "ordered=False (or processes=1, whose output keeps its order)",
             )
     if role is Role.SOURCE and n_threads != 1:
         raise PipelineDefinitionError(
@@ -229,19 +292,27 @@ def make_stage(
         elif isinstance(buffer, AutoBuffer):
             n_buffer = buffer.checked(label, n_threads)
         else:
-            n_buffer = _check_count(label, "buffer", buffer, 1)
+            n_buffer = check_count(label, "buffer", buffer, 1)
             if n_buffer < n_threads:
                 raise PipelineDefinitionError(
                     label,
                     f"buffer={n_buffer} is smaller than threads={n_threads}: each thread "
                     "needs a slot for the item it is producing; use buffer >= threads",
                 )
+    if not isinstance(ordered, bool):
+        raise PipelineDefinitionError(
+            label, f"ordered must be a bool, got {ordered!r} ({type(ordered).__name__})"
+        )
+    if ordered and not (role.takes_input and role.has_output):
+        raise PipelineDefinitionError(
+            label, f"a {role.value} has no input and output to keep in order: drop ordered"
+        )
     _introspect.check_binding(
-        fn,
+        user,
         label,
         takes_input=role is not Role.SOURCE,
         kwargs=kwargs,
-        reserved=OPTION_NAMES,
+        reserved=option_names(role),
     )
     if role is Role.SINK:
         if _introspect.is_generator_function(fn):
@@ -273,6 +344,9 @@ def make_stage(
         buffer=n_buffer,
         args=(),
         kwargs=MappingProxyType(kwargs),
+        ordered=ordered,
+        inner=user if inner is not None else None,
+        options=options,
         processes=processes is not None,
     )
 

@@ -31,7 +31,8 @@ class BufferStatistics:
     """A snapshot of one stage's output buffer.
 
     Attributes:
-        capacity: the stage's ``buffer``: at most this many items are alive at once.
+        capacity: the count bound in force: at most this many items are alive at once (a
+            fixed ``buffer=k``, or what an auto buffer's budget and item size call for now).
         used: items alive now: being produced, waiting, or held by a consumer (not the slots
             producers reserved ahead, nor those of items consumers are done with).
         queued: items waiting in the buffer for a consumer.
@@ -111,6 +112,11 @@ class StageStats:
         processes: whether its instances are worker processes (``cpu`` is then theirs).
         expected: how many items it will yield, when known before the run (a source made by
             ``Pipeline.from_iterable`` of a sized collection: its ``len()`` at build time).
+        failed: items whose call raised and that ``on_error`` handled (per-item operators).
+        timed_out: items whose call did not return within the operator's ``timeout``.
+        reorder_peak: the most output items that waited at once for their turn to come out
+            in input order (they count in ``buffer``).
+        abandoned: the helper threads left running a call that timed out.
     """
 
     position: int
@@ -127,12 +133,29 @@ class StageStats:
     buffer: BufferStatistics | None
     threadable: bool = True
     expected: int | None = None
+    failed: int = 0
+    timed_out: int = 0
+    reorder_peak: int = 0
+    abandoned: tuple[str, ...] = ()
     processes: bool = False
 
     @property
     def label(self) -> str:
         """How messages name this stage, e.g. ``stage 2 'parse' (then)``."""
         return f"stage {self.position} {self.name!r} ({self.role})"
+
+    def item_note(self) -> str:
+        """What the report adds about failed, timed-out and reordered items ("" if none)."""
+        parts: list[str] = []
+        if self.failed:
+            parts.append(f"{self.failed:,} failed (handled by on_error)")
+        if self.timed_out:
+            parts.append(f"{self.timed_out:,} timed out")
+        if self.abandoned:
+            parts.append(f"abandoned thread(s) {', '.join(self.abandoned)}")
+        if self.reorder_peak:
+            parts.append(f"reorder window peak {self.reorder_peak:,}")
+        return f"{self.label}: {'; '.join(parts)}" if parts else ""
 
     def share(self, seconds: float, elapsed: float) -> float:
         """``seconds`` as a fraction of the time its threads had (``threads x elapsed``)."""
@@ -179,6 +202,7 @@ class PipelineStats:
         ]
         if self.memory is not None:
             lines.append(self.memory.footer())
+        lines.extend(note for s in self.stages if (note := s.item_note()))
         state = "running" if self.running else "ended"
         lines.append(f"{state} after {self.elapsed:.2f} s; {self.verdict()}")
         return "\n".join(lines)

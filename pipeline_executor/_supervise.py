@@ -216,6 +216,7 @@ class Supervisor:
         self._cpu_ended: float | None = None
         self._running: set[Host] = set()
         self._interrupt: BaseException | None = None  # a deferred Ctrl-C or SIGTERM
+        self._memory_at_end: MemoryStatistics | None = None
         self._helper: threading.Thread | None = None  # the monitor's thread, if any
         self._on_end: list[Callable[[], None]] = []
         self.wiring = Wiring((), {}, (), None)
@@ -431,8 +432,18 @@ class Supervisor:
             self._ended_at,
             cpu_started=self._cpu_started,
             cpu_ended=self._cpu_ended,
-            memory=wiring.memory() if wiring.memory is not None else None,
+            memory=self._memory(),
         )
+
+    def _memory(self) -> MemoryStatistics | None:
+        """The budget's line of the statistics; read once the run has ended, so that every
+        later snapshot (the display's last, the monitor's final) tells the same."""
+        memory = self._memory_at_end
+        if memory is None and self.wiring.memory is not None:
+            memory = self.wiring.memory()
+            if self._ended_at is not None:
+                self._memory_at_end = memory
+        return memory
 
     def finish(self, monitor: Monitor | None) -> PipelineStats:
         """The final statistics, handed to ``monitor``; call after :meth:`shutdown`."""

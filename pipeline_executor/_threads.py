@@ -24,6 +24,7 @@ from ._diagnose import location
 from ._errors import Cancelled
 from ._hosting import LocalHost
 from ._observe import memory_statistics
+from ._order import order_stage
 from ._process import ProcessHost, context
 from ._stages import StageSpec
 from ._stats import StageState
@@ -160,6 +161,8 @@ class LocalEngine:
                 links.append(out)
                 outputs[stage.position] = out
                 receivers = out.receivers
+                if stage.ordered and stage.threads > 1:  # outputs in input order (_order)
+                    order_stage(inputs, out.senders)
             for i in range(stage.threads):
                 receiver = inputs[i] if inputs else None
                 sender = out.senders[i] if out is not None else None

@@ -63,6 +63,8 @@ def check_stage(
     Raises:
         PipelineTypeError: naming the stage, what was expected and what was found.
     """
+    if stage.role.is_operator:
+        return _check_operator(previous, stage)
     label = stage.label
     _refuse_async(stage)
     hints = _introspect.hints(stage.fn)
@@ -114,6 +116,112 @@ def _refuse_async(stage: StageSpec) -> None:
             "is an async function: async stages are not supported (yet); write a plain "
             "generator, and run any coroutine inside it with asyncio.run()",
         )
+
+
+def _check_operator(previous: StageSpec | None, stage: StageSpec) -> StageSpec:
+    """The shapes of the per-item operators: ``fn(item, **consts) -> U`` for map, ``-> bool``
+    for filter, ``-> Iterable[U]`` for flat_map; batch, unbatch and take have no function."""
+    upstream: object = previous.item_type if previous is not None else Any
+    role, label, inner = stage.role, stage.label, stage.inner
+    if inner is None:
+        if role is Role.BATCH:
+            produced: object = list[upstream]  # type: ignore[valid-type]
+        elif role is Role.UNBATCH:
+            produced = _unbatched(stage, previous, upstream)
+        else:
+            produced = upstream
+        return dataclasses.replace(stage, item_type=produced)
+    if _introspect.is_async(inner):
+        raise PipelineTypeError(
+            label, f"is an async function: {role.value}() needs a plain function of one item"
+        )
+    hints = _introspect.hints(inner)
+    _warn_unresolved(label, hints)
+    binding: dict[Any, object] = {}
+    first = hints.params[0] if hints.params else None
+    if (
+        previous is not None
+        and first is not None
+        and first.kind is not inspect.Parameter.VAR_POSITIONAL
+    ):
+        accepted = hints.annotations[first.name]
+        if accepted is not MISSING:
+            _check_item(previous, stage, accepted, binding)
+    returns = hints.annotations["return"]
+    if role is Role.FILTER:
+        if returns is not MISSING and not is_subtype(returns, bool):
+            raise PipelineTypeError(
+                label,
+                f"returns {describe(returns)}, but filter() keeps an item when its predicate "
+                "returns True: annotate it '-> bool'",
+            )
+        produced = upstream
+    elif returns is MISSING:
+        produced = Any
+    elif role is Role.MAP:
+        produced = _free_to_any(substitute(returns, binding))
+    else:
+        produced = _iterated(stage, returns, binding)
+    stage = dataclasses.replace(stage, item_type=produced)
+    _check_constants(stage, hints, binding, Strictness.FLUENT)
+    return stage
+
+
+def _check_item(
+    previous: StageSpec, stage: StageSpec, accepted: object, binding: dict[Any, object]
+) -> None:
+    upstream = previous.item_type
+    try:
+        bind(accepted, upstream, binding)
+    except BindError as exc:
+        raise PipelineTypeError(
+            stage.label,
+            f"expects items of type {describe(accepted)}, where {describe(exc.var)} must be "
+            f"{describe(exc.expected)}, but {previous.label} yields {describe(upstream)}",
+        ) from None
+    if not is_subtype(upstream, substitute(accepted, binding)):
+        raise PipelineTypeError(
+            stage.label,
+            f"expects items of type {describe(accepted)}, but {previous.label} yields "
+            f"{describe(upstream)}",
+        )
+
+
+def _iterated(stage: StageSpec, returns: object, binding: dict[Any, object]) -> object:
+    """The item type of what a flat_map function returns, refusing str, bytes and non-iterables."""
+    info = classify(returns)
+    if info.kind is Kind.CLASS and issubclass(info.origin, (str, bytes)):
+        raise PipelineTypeError(
+            stage.label,
+            f"returns {describe(returns)}: flat_map() would make each character an item; "
+            f"use map() for one value per item, or return a list of them",
+        )
+    item = item_type(returns)
+    if item is NOT_ITERABLE:
+        raise PipelineTypeError(
+            stage.label,
+            f"returns {describe(returns)}, which is not iterable; flat_map() needs a function "
+            "returning Iterable[...] (use map() for one value per item)",
+        )
+    return _free_to_any(substitute(item, binding))
+
+
+def _unbatched(stage: StageSpec, previous: StageSpec | None, upstream: object) -> object:
+    info = classify(upstream)
+    where = previous.label if previous is not None else "the previous stage"
+    if info.kind is Kind.CLASS and issubclass(info.origin, (str, bytes)):
+        raise PipelineTypeError(
+            stage.label,
+            f"is given {describe(upstream)} items by {where}: unbatch() would make each "
+            "character an item",
+        )
+    item = item_type(upstream)
+    if item is NOT_ITERABLE:
+        raise PipelineTypeError(
+            stage.label,
+            f"needs iterable items, but {where} yields {describe(upstream)}",
+        )
+    return _free_to_any(item)
 
 
 def _require_annotations(label: str, hints: Hints, role: Role) -> None:

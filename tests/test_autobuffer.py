@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Iterator
 
+import pytest
+
 from pipeline_executor import (
     AutoBuffer,
     BufferStatistics,
@@ -14,9 +16,13 @@ from pipeline_executor import (
     PipelineStats,
     StageState,
     StageStats,
+    _observe,
+    _supervise,
 )
 from pipeline_executor._bound import EVERY, REGROW_AFTER, WARMUP
 from pipeline_executor._channel import Aborted, Channel, Sender
+from pipeline_executor._signals import signals_as_stop
+from pipeline_executor._threads import LOCAL
 
 from .test_channel import watch_producers
 
@@ -317,3 +323,21 @@ def test_a_real_run_reports_its_budget() -> None:
         "memory_budget='16MiB'",
         1,
     )
+
+
+def test_the_memory_line_of_an_ended_run_never_changes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every snapshot after the end tells the same peak RSS growth (the display's report and
+    the monitor's are the same text)."""
+    readings = iter(range(0, 10**12, MIB))
+    monkeypatch.setattr(_observe, "peak_rss", lambda: next(readings))
+    stages = Pipeline.source(lambda: iter([b"x"] * 10)).sink(lambda xs: sum(1 for _ in xs))
+    runnable = stages._stages  # pyright: ignore[reportPrivateUsage]
+    supervisor = _supervise.Supervisor(runnable)
+    supervisor.adopt(LOCAL.wire(runnable, supervisor, _supervise.RunOptions()))
+    with signals_as_stop() as signals:
+        supervisor.start(None, None, signals)
+        supervisor.wait(None)
+        supervisor.shutdown()
+    first, second = supervisor.snapshot(), supervisor.snapshot()
+    assert first.memory is not None
+    assert first.memory == second.memory

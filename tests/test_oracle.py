@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -167,3 +168,78 @@ def test_pipeline_with_process_stages_equals_sequential_composition(
         assert got == want
     else:
         assert Counter(got) == Counter(want)
+
+
+def times(x: int, k: int) -> int:
+    return x * k + 1
+
+
+def kept(x: int, k: int) -> bool:
+    return bool(x % (k + 2))
+
+
+def copies(x: int, k: int) -> list[int]:
+    return [x] * ((x + k) % 4)
+
+
+OPERATORS = ["map", "filter", "flat_map", "batch", "unbatch", "take", "then"]
+
+operator_specs = st.lists(
+    st.tuples(
+        st.sampled_from(OPERATORS),
+        st.integers(0, 5),  # k
+        st.integers(1, 4),  # threads
+        st.integers(1, 16),  # buffer
+    ),
+    min_size=1,
+    max_size=6,
+)
+
+
+@settings(max_examples=max(200, settings().max_examples), deadline=None)
+@given(items=st.lists(st.integers(-1000, 1000), max_size=2000), stages=operator_specs)
+def test_ordered_operators_equal_sequential_composition_exactly(
+    items: list[int], stages: list[tuple[str, int, int, int]]
+) -> None:
+    """Any chain of ordered operators on 1-4 threads gives exactly the sequential result."""
+    want: list[Any] = list(items)
+    pipeline: Pipeline[Any] = Pipeline.from_iterable(items, buffer=16)
+    batched = False  # whether the items are lists now (from batch, until unbatch)
+    for name, k, threads, buffer in stages:
+        buffer = max(buffer, threads)
+        if name == "batch" or (batched and name != "unbatch"):
+            if batched:  # undo the batch first, so that every operator sees ints
+                want = [x for chunk in want for x in chunk]
+                pipeline = pipeline.unbatch(buffer=buffer)
+            want = [want[i : i + k + 1] for i in range(0, len(want), k + 1)]
+            pipeline = pipeline.batch(k + 1, buffer=buffer)
+            batched = True
+            if name == "batch":
+                continue
+        if name == "unbatch":
+            if batched:
+                want = [x for chunk in want for x in chunk]
+                pipeline = pipeline.unbatch(buffer=buffer)
+                batched = False
+            continue
+        if batched:
+            want = [x for chunk in want for x in chunk]
+            pipeline = pipeline.unbatch(buffer=buffer)
+            batched = False
+        if name == "map":
+            want = [times(x, k) for x in want]
+            pipeline = pipeline.map(times, threads=threads, buffer=buffer, k=k)
+        elif name == "filter":
+            want = [x for x in want if kept(x, k)]
+            pipeline = pipeline.filter(kept, threads=threads, buffer=buffer, k=k)
+        elif name == "flat_map":
+            want = [y for x in want for y in copies(x, k)]
+            pipeline = pipeline.flat_map(copies, threads=threads, buffer=buffer, k=k)
+        elif name == "take":
+            want = want[: k * 7]
+            pipeline = pipeline.take(k * 7, buffer=buffer)
+        else:
+            want = list(filtered(want, k))
+            stage: Stage = functools.partial(filtered, k=k)
+            pipeline = pipeline.then(stage, threads=threads, buffer=buffer, ordered=True)
+    assert list(pipeline) == want

@@ -42,3 +42,34 @@ Pipeline.source(numbers, n="3")  # type: ignore[arg-type]  # pyright: ignore[rep
 source.sink(upper)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
 x: str = source.sink(not_iterable).run()  # type: ignore[assignment]  # pyright: ignore[reportAssignmentType]
 Pipeline.from_iterable([1, 2], 4)  # type: ignore[call-arg]  # pyright: ignore[reportCallIssue]
+
+
+def shout(x: str) -> str:
+    return x.upper()
+
+
+def odd(x: int) -> str:
+    return "yes" if x % 2 else ""
+
+
+def expand(x: int) -> int:
+    return x
+
+
+def on_text_error(item: str, exc: Exception) -> None:
+    pass
+
+
+def scale(x: int, factor: int) -> int:
+    return x * factor
+
+
+source.map(shout)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+source.map(scale, factor="2")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+source.map(scale, fator=2)  # type: ignore[call-arg]  # pyright: ignore[reportCallIssue]
+source.map(expand, on_error=on_text_error)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+source.filter(odd)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+source.flat_map(expand)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+source.batch("3")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+source.unbatch()  # type: ignore[misc]  # pyright: ignore[reportAttributeAccessIssue, reportUnknownMemberType]
+source.take(2.5)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]

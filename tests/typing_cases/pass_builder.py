@@ -89,3 +89,38 @@ with contextlib.closing(source.then(to_str).iter()) as strings:
 iterator: Iterator[int] = source.iter()
 
 execute([PipelineTask(numbers, constants={"n": 3}), PipelineTask(store, num_threads=2)])
+
+
+# The per-item operators.
+def scale(x: int, factor: int = 2) -> float:
+    return x * factor
+
+
+def is_even(x: int) -> bool:
+    return x % 2 == 0
+
+
+def digits(x: int) -> list[str]:
+    return list(str(x))
+
+
+def first(pair: tuple[X, str]) -> X:
+    return pair[0]
+
+
+def on_failure(item: int, exc: Exception) -> None:
+    print(item, exc)
+
+
+assert_type(source.map(str), Pipeline[str])
+assert_type(source.map(scale, factor=3), Pipeline[float])
+assert_type(source.map(scale, threads=4, ordered=False, on_error=on_failure), Pipeline[float])
+assert_type(source.map(scale, timeout=1.5), Pipeline[float])
+assert_type(Pipeline.from_iterable([(1, "a")]).map(first), Pipeline[int])
+assert_type(source.filter(is_even, threads=2), Pipeline[int])
+assert_type(source.flat_map(digits), Pipeline[str])
+assert_type(source.batch(3), Pipeline[list[int]])
+assert_type(source.batch(3, timeout=0.5).unbatch(), Pipeline[int])
+assert_type(source.flat_map(digits).take(5), Pipeline[str])
+assert_type(source.then(to_str, threads=2, ordered=True), Pipeline[str])
+assert_type(Pipeline.from_iterable([["a"], ["b"]]).unbatch(), Pipeline[str])
