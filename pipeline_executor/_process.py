@@ -284,6 +284,8 @@ class ProcessHost(LocalHost):
                 del items
                 self._send(("credit", sender.acquire(last)))
                 del last
+            elif kind == "counts":
+                self.meter.items.__setstate__(message[1])
             elif kind == "done":
                 self._taken = message[1]
                 self._cpu = message[2]
@@ -380,6 +382,8 @@ class ProcessHost(LocalHost):
                 kind = message[0]
                 if kind == "out":
                     endpoint.receive_batch(message)  # dropped: the stage is stopping
+                elif kind == "counts":
+                    self.meter.items.__setstate__(message[1])
             except (EOFError, OSError):  # it exited (or was killed after the grace period)
                 return StageState.CANCELLED
             if kind in ("done", "stopped"):

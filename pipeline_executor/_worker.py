@@ -7,7 +7,8 @@ boundary. Outputs go back in batches, flushed when a batch is full, when the wor
 wait, or when the oldest has waited :data:`LINGER` seconds.
 
 Messages, parent -> worker: ``("items", ...)``, ``("end",)``, ``("credit", n)``.
-Worker -> parent: ``("need", taken)``, ``("out", taken, ...)``,
+Worker -> parent: ``("need", taken)``, ``("out", taken, ...)``, ``("counts", state)`` (what a
+per-item operator counted: failed and timed-out items, abandoned calls),
 ``("done", taken, cpu, result)``, ``("stopped", taken, cpu)``,
 ``("error", exc, traceback, stopping, taken, cpu)``. A batch (``items``, ``out``) travels as
 ``_transport.Endpoint`` sends it: where its large buffers are, then the batch. ``taken``
@@ -35,6 +36,7 @@ from typing import Any, cast
 
 from ._diagnose import location
 from ._errors import Cancelled, ItemPickleError, RemoteStageError, raised_while_cancelled
+from ._meter import ItemCounters, Meter
 from ._transport import Endpoint, PickleFailure
 
 __all__ = ["BATCH", "LINGER", "Payload", "main", "rebuild_exception"]
@@ -96,6 +98,8 @@ class _Worker:
         self.pending_since = 0.0
         self.label = ""
         self.title = title
+        self.counters = ItemCounters()
+        self._counted: object = self.counters.__getstate__()  # what the parent was last told
         self.sent = 0  # outputs sent to the parent
 
     # -- the control thread --------------------------------------------------------------
@@ -134,7 +138,15 @@ class _Worker:
         elif kind == "credit":
             self.credits += message[1]
 
+    def report_counts(self) -> None:
+        """Tell the parent what the operator counted, if that changed."""
+        state = self.counters.__getstate__()
+        if state != self._counted:
+            self._counted = (state[0], state[1], list(state[2]))
+            self.endpoint.send(("counts", state))
+
     def flush(self) -> None:
+        self.report_counts()
         if self.pending:
             batch = self.pending.copy()
             self.pending.clear()  # the same list: the main loop holds it
@@ -183,10 +195,13 @@ class _Worker:
 
 
 class _Input(Iterator[object]):
-    """The iterator a process stage's generator reads its items from."""
+    """The iterator a process stage's generator reads its items from. Its ``meter`` holds
+    what a per-item operator counts (the operator finds it there, as on a thread)."""
 
     def __init__(self, worker: _Worker) -> None:
         self._next = worker.next_input
+        self.meter = Meter()
+        worker.counters = self.meter.items
 
     def __next__(self) -> object:
         return self._next()
@@ -222,6 +237,7 @@ def main(
             if not has_output:
                 value: object = result if single else None
                 del result
+                worker.report_counts()
                 worker.endpoint.send(("done", worker.taken, time.process_time(), value))
                 return
             iterator = iter(cast("Iterable[object]", result))
@@ -247,6 +263,7 @@ def main(
         except (Cancelled, _Stop):
             stopping = True
             _close(iterator)
+            worker.report_counts()
             worker.endpoint.send(("stopped", worker.taken, time.process_time()))
             return
         except BaseException as exc:
@@ -256,6 +273,7 @@ def main(
             _close(iterator)
         finally:
             iterator = None
+        worker.report_counts()
         worker.endpoint.send(("done", worker.taken, time.process_time(), None))
     except BaseException as exc:
         try:
@@ -285,6 +303,7 @@ def _send_error(exc: BaseException, stopping: bool, worker: _Worker) -> None:
         name = f"{type(exc).__module__}.{type(exc).__qualname__}"
         error = RemoteStageError(name, str(exc), text)
         data = cloudpickle.dumps((RemoteStageError, error.args, error.__dict__))
+    worker.report_counts()
     worker.endpoint.send(("error", data, text, stopping, worker.taken, time.process_time()))
 
 

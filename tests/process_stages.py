@@ -145,3 +145,15 @@ def blobs(xs: Iterable[int], size: int) -> Iterator[bytearray]:
     """A ``bytearray`` of ``size`` bytes per item."""
     for _ in xs:
         yield bytearray(size)
+
+
+def half_fail(x: int) -> int:
+    """Fails on odd items."""
+    if x % 2:
+        raise ValueError(f"odd {x}")
+    return x
+
+
+def record_failure(item: object, exc: Exception) -> None:
+    """An on_error that only lets the item be dropped (and counted)."""
+    del item, exc

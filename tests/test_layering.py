@@ -37,7 +37,7 @@ ALLOWED: dict[str, set[str]] = {
     "_ops": {"_diagnose", "_meter"},
     "_order": {"_channel", "_meter"},
     "_transport": set(),
-    "_worker": {"_diagnose", "_errors", "_transport"},
+    "_worker": {"_diagnose", "_errors", "_meter", "_transport"},
     "_hosting": {"_channel", "_stages", "_stats"},
     "_observe": {
         "_budget",

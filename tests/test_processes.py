@@ -545,3 +545,22 @@ def test_an_auto_buffer_learns_the_size_of_items_made_in_a_worker() -> None:
     assert buffer.limited_by == "bytes"
     assert buffer.budget_bytes is not None
     assert buffer.capacity * size <= buffer.budget_bytes
+
+
+def test_a_map_in_worker_processes_counts_its_failed_items() -> None:
+    """map(..., processes=2, on_error=...) runs in worker processes; the items on_error
+    handled there are counted in the stage's statistics, as on threads."""
+    monitor = Monitor()
+    out = list(
+        Pipeline.source(ps.numbers, n=100)
+        .map(ps.half_fail, processes=2, ordered=False, on_error=ps.record_failure)
+        .iter(monitor=monitor, start_method="fork")
+    )
+    assert sorted(out) == list(range(0, 100, 2))
+    assert monitor.stats().stages[1].failed == 50
+
+
+def test_ordered_output_over_several_worker_processes_is_refused_clearly() -> None:
+    """Ordered output across worker processes is not supported yet: a build error says so."""
+    with pytest.raises(PipelineDefinitionError, match=r"ordered output over 2 worker processes"):
+        Pipeline.source(ps.numbers, n=3).map(ps.half_fail, processes=2)
