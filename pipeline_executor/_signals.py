@@ -129,6 +129,9 @@ class Signals:
 
     def __init__(self, handled: frozenset[int]) -> None:
         self.waiting = False
+        # What a handler raised into the caller's own code (a for loop's body), so that the
+        # run can still note on it how each stage ended as the loop's iterator is closed.
+        self.raised: BaseException | None = None
         self.handled = handled
         self._read, self._write = os.pipe() if handled else (-1, -1)
         self._thread: threading.Thread | None = None
@@ -136,13 +139,15 @@ class Signals:
     def on_sigint(self, signum: int, frame: FrameType | None) -> None:
         del signum, frame
         if not self.waiting:
-            raise KeyboardInterrupt
+            self.raised = KeyboardInterrupt()
+            raise self.raised
         os.write(self._write, b"i")
 
     def on_sigterm(self, signum: int, frame: FrameType | None) -> None:
         del signum, frame
         if not self.waiting:
-            raise TerminatedExit
+            self.raised = TerminatedExit()
+            raise self.raised
         os.write(self._write, b"t")
 
     def watch(self, stop: Callable[[BaseException], None]) -> None:

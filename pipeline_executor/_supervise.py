@@ -537,9 +537,11 @@ def iterate(stages: Sequence[StageSpec], engine: Engine, options: RunOptions) ->
             supervisor.shutdown()
             final = supervisor.finish(options.monitor)
             signals.waiting = False
+            if interrupted is None and not completed:  # a signal raised in the loop's body
+                interrupted = signals.raised
             if interrupted is not None:
                 _note_interrupt(supervisor, interrupted, final)
-                interrupted = None
+                interrupted = signals.raised = None
     supervisor.raise_failure(final, supervisor.interrupted)
 
 
