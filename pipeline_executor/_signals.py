@@ -9,8 +9,8 @@
   alone.
 * ``signals_as_stop``: while a pipeline runs in the main thread, and only for the signals
   whose handling is still Python's default (SIGINT's ``default_int_handler``, SIGTERM's
-  default action), a signal that arrives while the caller waits *inside the library* is not
-  raised there: raising an exception into ``threading.Condition.wait`` can leave its lock
+  default action), a signal that arrives while the caller waits or runs *inside the library*
+  is not raised there: raising an exception into ``threading.Condition.wait`` can leave its lock
   released (``RuntimeError: release unlocked lock``, then a hang). The handler only writes a
   byte to a pipe; a helper thread reads it and stops the pipeline, which wakes the caller, who
   then raises ``KeyboardInterrupt`` (or the ``SystemExit`` below) as usual. A signal that
@@ -137,15 +137,15 @@ class Signals:
         self._thread: threading.Thread | None = None
 
     def on_sigint(self, signum: int, frame: FrameType | None) -> None:
-        del signum, frame
-        if not self.waiting:
+        del signum
+        if not self.waiting and not _ours(frame):
             self.raised = KeyboardInterrupt()
             raise self.raised
         os.write(self._write, b"i")
 
     def on_sigterm(self, signum: int, frame: FrameType | None) -> None:
-        del signum, frame
-        if not self.waiting:
+        del signum
+        if not self.waiting and not _ours(frame):
             self.raised = TerminatedExit()
             raise self.raised
         os.write(self._write, b"t")
@@ -177,6 +177,16 @@ class Signals:
             self._thread.join()
         os.close(self._read)
         os.close(self._write)
+
+
+def _ours(frame: FrameType | None) -> bool:
+    """Whether the main thread was interrupted in this library's own code (where it is on
+    its way into or out of a wait, holding what a traceback would keep alive)."""
+    module = frame.f_globals.get("__name__", "") if frame is not None else ""
+    return isinstance(module, str) and module.startswith(_PACKAGE)
+
+
+_PACKAGE = __name__.rpartition(".")[0] + "."
 
 
 @contextlib.contextmanager
