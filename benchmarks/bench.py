@@ -475,6 +475,72 @@ def auto_rss(repeat: int) -> None:
     )
 
 
+def jittered(x: int) -> int:
+    time.sleep((x * 7919 % 601) / 1e6)  # 0 to 0.6 ms, spread evenly over the items
+    return x
+
+
+def ordered_cost(repeat: int) -> None:
+    """What keeping the input order costs: 1,000 items of 0-0.6 ms on 4 threads."""
+    n = 1000
+
+    def run(ordered: bool) -> float:
+        pipeline = Pipeline.source(numbers, n=n).map(jittered, threads=4, ordered=ordered)
+        start = time.perf_counter()
+        got = list(pipeline)
+        elapsed = time.perf_counter() - start
+        assert sorted(got) == list(range(n))
+        assert got == list(range(n)) or not ordered
+        return elapsed
+
+    unordered: list[float] = []
+    ordered: list[float] = []
+    for _ in range(repeat):  # interleaved, so that both see the same machine
+        unordered.append(run(False))
+        ordered.append(run(True))
+    best_u, best_o = min(unordered), min(ordered)
+    median_u, median_o = statistics.median(unordered), statistics.median(ordered)
+    print(
+        f"ordered map: {n} items x 0-0.6 ms sleep on 4 threads: ordered {best_o * 1e3:.1f} ms "
+        f"vs unordered {best_u * 1e3:.1f} ms (best of {repeat}): {best_o / best_u:.3f}x; "
+        f"medians {median_o * 1e3:.1f} vs {median_u * 1e3:.1f} ms: "
+        f"{median_o / median_u:.3f}x (target <= 1.05x)"
+    )
+
+
+def add1(x: int) -> int:
+    return x + 1
+
+
+def mul2(x: int) -> int:
+    return x * 2
+
+
+def operators(repeat: int) -> None:
+    """What the per-item operators cost against the same chain written with then()."""
+    n = N_SMALL
+    expected = plain_chain(n)
+
+    def with_map() -> int:
+        return Pipeline.source(numbers, n=n).map(add1).map(mul2).sink(total).run()
+
+    def with_then() -> int:
+        return Pipeline.source(numbers, n=n).then(add_one).then(double).sink(total).run()
+
+    assert with_map() == with_then() == expected
+    mapped: list[float] = []
+    thened: list[float] = []
+    for _ in range(repeat):
+        mapped.append(best_of(1, with_map))
+        thened.append(best_of(1, with_then))
+    best_m, best_t = min(mapped) / n * 1e6, min(thened) / n * 1e6
+    print(
+        f"operators ({n:,} ints): .map(add1).map(mul2) {best_m:.2f} us/item vs "
+        f".then(add_one).then(double) {best_t:.2f} us/item: {best_m / best_t:.2f}x "
+        "(target <= 1.2x)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=5, help="best of this many runs")
@@ -492,6 +558,8 @@ def main() -> None:
             "auto",
             "sizes",
             "rss",
+            "ordered",
+            "operators",
         ],
     )
     args = parser.parse_args()
@@ -507,6 +575,8 @@ def main() -> None:
         "auto": auto_small,
         "sizes": auto_sizes,
         "rss": auto_rss,
+        "ordered": ordered_cost,
+        "operators": operators,
     }
     for name, figure in figures.items():
         if args.only in (None, name):

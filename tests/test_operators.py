@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import re
 import threading
 from collections.abc import Iterable, Iterator
@@ -14,6 +15,14 @@ from pipeline_executor import (
     Pipeline,
     PipelineDefinitionError,
     PipelineTypeError,
+)
+from pipeline_executor._ops import (
+    BatchBody,
+    FilterBody,
+    FlatMapBody,
+    MapBody,
+    TakeBody,
+    UnbatchBody,
 )
 
 from .stages import Boom, numbers
@@ -325,3 +334,37 @@ def test_operators_have_a_useful_repr() -> None:
         ".take(n=2)"
         ".then(<lambda>, threads=1, ordered=True)"
     )
+
+
+def test_a_failing_flat_map_item_contributes_none_of_its_outputs() -> None:
+    """With on_error, an item's outputs are collected first, so a failure drops them all."""
+
+    def upto_then_fail(x: int) -> Iterator[int]:
+        yield from range(x)
+        if x == 2:
+            raise Boom("two")
+
+    dropped: list[int] = []
+    got = list(
+        Pipeline.source(numbers, n=4).flat_map(
+            upto_then_fail, threads=2, on_error=lambda x, e: dropped.append(x)
+        )
+    )
+    assert (got, dropped) == ([0, 0, 1, 2], [2])
+
+
+def test_operator_bodies_survive_pickling() -> None:
+    """Each operator's stage function pickles, so a worker process can host it."""
+    bodies = [
+        MapBody(str, None, 2.0, 1),
+        FilterBody(bool, None, None, 2),
+        FlatMapBody(list, None, None, 1),
+        BatchBody(3, 0.5),
+        UnbatchBody(),
+        TakeBody(2),
+    ]
+    for body in bodies:
+        copy = pickle.loads(pickle.dumps(body))
+        assert type(copy) is type(body)
+        assert repr(copy) == repr(body)
+    assert list(pickle.loads(pickle.dumps(bodies[0]))(iter([1, 2]))) == ["1", "2"]
