@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from typing import cast
+from types import ModuleType
+from typing import TYPE_CHECKING, cast
 
 from ._budget import peak_rss, run_budget, split_budget
 from ._channel import Activity, Channel, Receiver, Sender
@@ -25,10 +26,12 @@ from ._errors import Cancelled
 from ._hosting import LocalHost
 from ._observe import memory_statistics
 from ._order import order_stage
-from ._process import ProcessHost, context
 from ._stages import StageSpec
 from ._stats import StageState
 from ._supervise import Host, RunOptions, Supervisor, Wiring
+
+if TYPE_CHECKING:
+    from multiprocessing.context import BaseContext
 
 __all__ = ["LOCAL", "LocalEngine", "ThreadHost"]
 
@@ -130,6 +133,14 @@ class ThreadHost(LocalHost):
             supervisor.finished(self, outcome)
 
 
+def _process() -> ModuleType:
+    """The process hosts' module, imported when a run first has a process stage: importing
+    multiprocessing would cost every other run about 30 ms."""
+    from . import _process as module
+
+    return module
+
+
 class LocalEngine:
     """Runs every stage on this machine: threads, and worker processes for process stages."""
 
@@ -143,7 +154,9 @@ class LocalEngine:
         links: list[Channel[object]] = []
         outputs: dict[int, Channel[object]] = {}
         hosts: list[Host] = []
-        ctx = context(options.start_method) if any(s.processes for s in stages) else None
+        ctx: BaseContext | None = None
+        if any(stage.processes for stage in stages):
+            ctx = _process().context(options.start_method)
         budget = options.memory_budget if options.memory_budget is not None else run_budget(None)
         shares = split_budget(budget, [stage.buffer for stage in stages])
         rss_started = peak_rss()
@@ -168,12 +181,13 @@ class LocalEngine:
                 sender = out.senders[i] if out is not None else None
                 if stage.processes:
                     assert ctx is not None
-                    hosts.append(ProcessHost(supervisor, stage, i, receiver, sender, ctx))
+                    host = _process().ProcessHost(supervisor, stage, i, receiver, sender, ctx)
+                    hosts.append(host)
                 else:
                     hosts.append(ThreadHost(supervisor, stage, i, receiver, sender))
         # Worker processes start before any thread of the run: a process forked while one of
         # our threads holds a lock (the import lock, say) would inherit it held, forever.
-        hosts.sort(key=lambda host: not isinstance(host, ProcessHost))
+        hosts.sort(key=lambda host: not host.stage.processes)
         return Wiring(
             links,
             outputs,
