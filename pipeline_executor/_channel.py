@@ -581,7 +581,10 @@ class Sender(Generic[_T]):
             self._banked = banked - 1
             got = 1
         else:
-            got = self._sample(sample)
+            # One estimate per batch: the slots banked up to the next sample point go to the
+            # worker at once, so that it is not held to one round trip per sample interval.
+            got = self._sample(sample) + self._banked
+            self._banked = 0
         self.credits += got
         return got
 
