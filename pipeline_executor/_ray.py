@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import math
 import os
+import signal
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
@@ -167,7 +169,14 @@ class RayEngine:
             options = dict(self.init)
             if self.address is None:
                 options.setdefault("include_dashboard", False)
+            # Starting a local node, Ray installs a SIGTERM handler of its own that exits
+            # with status 1; keep the caller's (by default: a stop of the pipeline, then
+            # SystemExit(143), whose atexit shuts Ray down).
+            main = threading.current_thread() is threading.main_thread()
+            previous = signal.getsignal(signal.SIGTERM) if main else None
             ray.init(address=self.address, **options)
+            if main:
+                signal.signal(signal.SIGTERM, previous)
             self._started = True
         self.ray = ray
         return ray

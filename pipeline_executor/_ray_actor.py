@@ -95,8 +95,9 @@ class Outbox:
             if self._stop is not None:
                 raise self._stop
             pending = self._pending
-            if not pending:
+            if not pending:  # a consumer waiting for a chunk starts its linger from now
                 self._since = time.monotonic()
+                self._cond.notify_all()
             pending.append(item)
             self.produced += 1
             if len(pending) >= self._chunk:

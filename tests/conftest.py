@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -55,6 +56,9 @@ def ray_cluster() -> Iterator[RayCluster]:
     ray = pytest.importorskip("ray", reason="ray is not installed on this Python")
     from ray.cluster_utils import Cluster
 
+    # A head node started here installs Ray's own SIGTERM handler (exit status 1): the
+    # signal tests need Python's default back.
+    sigterm = signal.getsignal(signal.SIGTERM)
     small = 80 << 20  # bytes of object store per node
     cluster: Any = Cluster(
         initialize_head=True,
@@ -74,6 +78,7 @@ def ray_cluster() -> Iterator[RayCluster]:
         log_to_driver=False,
         runtime_env={"env_vars": {"PYTHONPATH": root}},  # test modules travel by reference
     )
+    signal.signal(signal.SIGTERM, sigterm)
     _SESSION_THREADS.update(threading.enumerate())
     ids = {tuple(n["Resources"]): n["NodeID"] for n in ray.nodes() if n["Alive"]}
     head = next(i for keys, i in ids.items() if "node_a" in keys)

@@ -125,7 +125,9 @@ def test_items_cross_nodes_actor_to_actor(ray_cluster: RayCluster) -> None:
 def test_a_node_lost_mid_run_fails_the_run_naming_the_stage(ray_cluster: RayCluster) -> None:
     """Removing the node a stage runs on raises WorkerDiedError naming the stage and the
     node's death, without a hang."""
+    sigterm = signal.getsignal(signal.SIGTERM)  # a node started here installs Ray's own
     node = ray_cluster.cluster.add_node(num_cpus=1, resources={"node_c": 10})
+    signal.signal(signal.SIGTERM, sigterm)
     pinned = {"forever": {"resources": {"node_a": 1}}, "square": {"resources": {"node_c": 1}}}
     engine = RayEngine(chunk=1, resources=pinned)
     pipeline = Pipeline.source(cs.forever).then(cs.square)
