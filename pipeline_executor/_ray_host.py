@@ -19,7 +19,6 @@ from ._errors import Aborted, Broken, WorkerDiedError
 from ._stages import Role, StageSpec
 from ._stats import BufferStatistics, StageState
 from ._supervise import Supervisor
-from ._worker import rebuild_exception
 
 __all__ = ["ActorHost", "ActorLink", "Settings", "death_cause"]
 
@@ -266,6 +265,8 @@ class ActorHost:
             return StageState.FINISHED
         if kind == "stopped":
             return StageState.CANCELLED
+        from ._worker import rebuild_exception  # not at import: it imports multiprocessing
+
         data, text, stopping = result[6:9]
         exc = rebuild_exception(data)
         exc.__cause__ = _RemoteTraceback(text)
