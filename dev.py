@@ -19,8 +19,9 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 
 # What each command installs: the package, with these extras.
-EXTRAS = {"demo": "", "bench": "[progress]", "test": "[dev,torch,progress]"}
-# The other Pythons `test` runs the suite on, when the machine has them (torch is for 3.11).
+EXTRAS = {"demo": "", "bench": "[progress]", "test": "[dev,torch,progress,ray]"}
+# The other Pythons `test` runs the suite on, when the machine has them (torch and ray are for
+# 3.11: the Ray tests skip elsewhere, saying ray is not installed there).
 OTHER_PYTHONS = {"3.10": "[dev,progress]", "3.13": "[dev,progress]"}
 
 

@@ -26,6 +26,7 @@ from ._errors import PipelineTypeWarning as PipelineTypeWarning
 from ._errors import RemoteStageError as RemoteStageError
 from ._errors import WorkerDiedError as WorkerDiedError
 from ._monitor import Monitor as Monitor
+from ._ray import RayEngine as RayEngine
 from ._sizeof import register_sizeof as register_sizeof
 from ._sizeof import sizeof as sizeof
 from ._stats import BufferStatistics as BufferStatistics
@@ -49,6 +50,7 @@ __all__ = [
     "PipelineTask",
     "PipelineTypeError",
     "PipelineTypeWarning",
+    "RayEngine",
     "RemoteStageError",
     "RunnablePipeline",
     "StageState",

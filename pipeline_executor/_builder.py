@@ -20,7 +20,7 @@ from ._introspect import callable_name
 from ._monitor import Monitor
 from ._ops import BatchBody, FilterBody, FlatMapBody, MapBody, PerItemBody, TakeBody, UnbatchBody
 from ._progress import require_rich
-from ._runner import THREADS
+from ._runner import THREADS, Engine
 from ._stages import (
     START_METHODS,
     Backend,
@@ -581,6 +581,7 @@ class Pipeline(_Built, Generic[T_co]):
         start_method: str | None = None,
         sequential: bool = False,
         memory_budget: int | float | str | None = None,
+        engine: Engine | None = None,
     ) -> PipelineIterator[T_co]:
         """Like ``iter(pipeline)``, with options; the result has ``close()`` and is a context
         manager (``with pipeline.iter() as items: ...``).
@@ -602,6 +603,9 @@ class Pipeline(_Built, Generic[T_co]):
             memory_budget: the bytes the auto buffers may fill together: an int, a string
                 such as ``"2GiB"``, or a fraction ``0 < f <= 1`` of the memory limit; by
                 default ``PIPELINE_EXECUTOR_MEMORY_BUDGET``, else 25% of the memory limit.
+            engine: what hosts the stages: ``None``, this machine's threads and worker
+                processes; a ``RayEngine(...)``, actors of a Ray cluster (see the README, "On
+                a Ray cluster").
 
         Raises:
             PipelineDefinitionError: a bad option, or ``progress`` without rich installed.
@@ -619,6 +623,7 @@ class Pipeline(_Built, Generic[T_co]):
             progress=_where(progress),
             start_method=method,
             memory_budget=budget,
+            engine=engine,
         )
         return PipelineIterator(items)
 
@@ -643,6 +648,7 @@ class RunnablePipeline(_Built, Generic[R_co]):
         start_method: str | None = None,
         sequential: bool = False,
         memory_budget: int | float | str | None = None,
+        engine: Engine | None = None,
     ) -> R_co:
         """Run every stage to the end and return the sink's return value.
 
@@ -663,6 +669,9 @@ class RunnablePipeline(_Built, Generic[R_co]):
             memory_budget: the bytes the auto buffers may fill together: an int, a string
                 such as ``"2GiB"``, or a fraction ``0 < f <= 1`` of the memory limit; by
                 default ``PIPELINE_EXECUTOR_MEMORY_BUDGET``, else 25% of the memory limit.
+            engine: what hosts the stages: ``None``, this machine's threads and worker
+                processes; a ``RayEngine(...)``, actors of a Ray cluster (see the README, "On
+                a Ray cluster").
 
         Raises:
             PipelineDefinitionError: a bad option, or ``progress`` without rich installed.
@@ -684,6 +693,7 @@ class RunnablePipeline(_Built, Generic[R_co]):
             progress=_where(progress),
             start_method=method,
             memory_budget=budget,
+            engine=engine,
         )
         return cast(R_co, result)
 

@@ -202,23 +202,34 @@ class InactivityError(PipelineError, TimeoutError):
 
 
 class WorkerDiedError(PipelineError):
-    """A stage's worker process ended without saying goodbye: killed by a signal (SIGKILL is
-    often the out-of-memory killer), a crash (SIGSEGV), or ``os._exit``.
+    """A stage's worker process or Ray actor ended without saying goodbye: killed by a signal
+    (SIGKILL is often the out-of-memory killer), a crash (SIGSEGV), ``os._exit``, or, for an
+    actor, the loss of its node.
 
     Attributes:
         stage: how the stage is named in messages.
         worker: the worker's name, e.g. ``"pipeline-parse-1"``.
         pid: its process id.
-        exitcode: its exit code (negative: the number of the signal that killed it).
+        exitcode: its exit code (negative: the number of the signal that killed it); ``None``
+            for a Ray actor, whose cause Ray tells in words.
         cause: the cause in words, e.g. ``"killed by SIGKILL (likely the out-of-memory killer)"``.
         holding: what it was doing with items when it died, in words.
     """
 
     def __init__(
-        self, stage: str, worker: str, pid: int | None, exitcode: int | None, holding: str
+        self,
+        stage: str,
+        worker: str,
+        pid: int | None,
+        exitcode: int | None,
+        holding: str,
+        *,
+        kind: str = "worker process",
+        cause: str | None = None,
     ) -> None:
-        cause = describe_exit(exitcode)
-        super().__init__(f"{stage}: worker process {worker} (pid {pid}) died: {cause}, {holding}")
+        if cause is None:
+            cause = describe_exit(exitcode)
+        super().__init__(f"{stage}: {kind} {worker} (pid {pid}) died: {cause}, {holding}")
         self.stage = stage
         self.worker = worker
         self.pid = pid

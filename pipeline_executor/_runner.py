@@ -8,15 +8,31 @@ turns the builder's keyword options into :class:`~pipeline_executor._supervise.R
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import TextIO
+from typing import TextIO, cast
 
 from ._budget import Budget
+from ._errors import PipelineDefinitionError
 from ._monitor import Monitor
 from ._stages import StageSpec
-from ._supervise import GRACE_PERIOD, RunOptions, iterate, run
+from ._supervise import GRACE_PERIOD, Engine, RunOptions, iterate, run
 from ._threads import LOCAL
 
-__all__ = ["GRACE_PERIOD", "THREADS", "ThreadBackend"]
+__all__ = ["GRACE_PERIOD", "THREADS", "Engine", "ThreadBackend"]
+
+
+def _engine(engine: object) -> Engine:
+    """``engine``, or the local engine for ``None``.
+
+    Raises:
+        PipelineDefinitionError: it is no engine.
+    """
+    if engine is None:
+        return LOCAL
+    if not callable(getattr(engine, "wire", None)):
+        raise PipelineDefinitionError(
+            "pipeline", f"engine must be None or an engine such as RayEngine(), got {engine!r}"
+        )
+    return cast("Engine", engine)
 
 
 class ThreadBackend:
@@ -35,10 +51,11 @@ class ThreadBackend:
         progress: TextIO | None = None,
         start_method: str | None = None,
         memory_budget: Budget | None = None,
+        engine: object = None,
     ) -> Iterator[object]:
         """Run ``stages`` and yield the last one's items in the caller's thread."""
         options = RunOptions(inactivity_timeout, monitor, progress, start_method, memory_budget)
-        return iterate(stages, LOCAL, options)
+        return iterate(stages, _engine(engine), options)
 
     def run(
         self,
@@ -49,10 +66,11 @@ class ThreadBackend:
         progress: TextIO | None = None,
         start_method: str | None = None,
         memory_budget: Budget | None = None,
+        engine: object = None,
     ) -> object:
         """Run ``stages`` to the end of the sink and return what the sink returned."""
         options = RunOptions(inactivity_timeout, monitor, progress, start_method, memory_budget)
-        return run(stages, LOCAL, options)
+        return run(stages, _engine(engine), options)
 
 
 THREADS = ThreadBackend()

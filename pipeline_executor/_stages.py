@@ -169,7 +169,8 @@ class Backend(Protocol):
 
     ``monitor`` is fed statistics while the run goes on; ``progress`` is where to draw the
     live display (``None``: nowhere); ``memory_budget`` is what the auto buffers may fill
-    (``None``: the default, see ``_budget``).
+    (``None``: the default, see ``_budget``); ``engine`` hosts the stages (a
+    ``_supervise.Engine``, typed loosely here, below the supervisor; ``None``: the local one).
     """
 
     def iterate(
@@ -181,6 +182,7 @@ class Backend(Protocol):
         progress: TextIO | None = None,
         start_method: str | None = None,
         memory_budget: Budget | None = None,
+        engine: object = None,
     ) -> Iterator[object]:
         """Run ``stages`` (no sink) and yield the last stage's items in the caller's thread."""
         ...
@@ -194,6 +196,7 @@ class Backend(Protocol):
         progress: TextIO | None = None,
         start_method: str | None = None,
         memory_budget: Budget | None = None,
+        engine: object = None,
     ) -> object:
         """Run ``stages`` (the last is a sink) to the end and return the sink's return value."""
         ...

@@ -84,7 +84,19 @@ ALLOWED: dict[str, set[str]] = {
         "_stats",
         "_supervise",
     },
-    "_runner": {"_budget", "_monitor", "_stages", "_supervise", "_threads"},
+    "_runner": {"_budget", "_errors", "_monitor", "_stages", "_supervise", "_threads"},
+    # the Ray engine: its actor's side (run in Ray's workers), its hosts, its wiring
+    "_ray_actor": {"_diagnose", "_errors"},
+    "_ray_host": {
+        "_channel",
+        "_errors",
+        "_ray_actor",
+        "_stages",
+        "_stats",
+        "_supervise",
+        "_worker",
+    },
+    "_ray": {"_channel", "_errors", "_ray_host", "_stages", "_supervise", "_threads"},
     "_sequential": {"_errors", "_stages"},
     # the public layer
     "_builder": {
@@ -101,7 +113,16 @@ ALLOWED: dict[str, set[str]] = {
         "_validate",
     },
     "_compat": {"_builder", "_errors", "_introspect", "_stages", "_typecheck", "_validate"},
-    "__init__": {"_budget", "_builder", "_compat", "_errors", "_monitor", "_sizeof", "_stats"},
+    "__init__": {
+        "_budget",
+        "_builder",
+        "_compat",
+        "_errors",
+        "_monitor",
+        "_ray",
+        "_sizeof",
+        "_stats",
+    },
 }
 TYPING_TOWER = {"_introspect", "_subtype", "_fits", "_typecheck"}
 RUNNING_TOWER = {
@@ -121,6 +142,9 @@ RUNNING_TOWER = {
     "_threads",
     "_runner",
     "_sequential",
+    "_ray_actor",
+    "_ray_host",
+    "_ray",
 }
 
 

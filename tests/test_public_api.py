@@ -22,6 +22,7 @@ def test_the_export_list_is_pinned() -> None:
         "PipelineTask",
         "PipelineTypeError",
         "PipelineTypeWarning",
+        "RayEngine",
         "RemoteStageError",
         "RunnablePipeline",
         "StageState",
