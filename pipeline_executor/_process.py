@@ -12,12 +12,15 @@ outlives the grace period. See ``_worker`` for the other side of the pipe.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from collections import deque
+from collections.abc import Generator
 from multiprocessing.connection import wait
 from multiprocessing.context import BaseContext
 from typing import Any
@@ -70,6 +73,22 @@ def context(start_method: str | None) -> BaseContext:
         preload: Any = getattr(ctx, "set_forkserver_preload")  # noqa: B009 - per-context method
         preload(["pipeline_executor._worker"])
     return ctx
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Generator[None, None, None]:
+    """SIGINT ignored while a worker process (or the forkserver) starts, so that it starts with
+    SIGINT ignored: a Ctrl-C to the whole process group while it is still booting cannot
+    print a traceback from it. (The caller starts workers with signals held back, so a
+    Ctrl-C meanwhile waits, then reaches the caller's own handler.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 class _RemoteTraceback(Exception):
@@ -174,7 +193,8 @@ class ProcessHost(LocalHost):
         )
         self._process = process
         try:
-            process.start()
+            with _sigint_ignored():
+                process.start()
         finally:
             for end in (child_conn, control_r, status_w):
                 end.close()
