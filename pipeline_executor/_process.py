@@ -38,9 +38,7 @@ from ._stats import StageState
 from ._transport import Endpoint, PickleFailure
 from ._worker import BATCH, Payload, main, rebuild_exception
 
-__all__ = ["START_METHODS", "ProcessHost", "context"]
-
-START_METHODS = ("fork", "forkserver", "spawn")
+__all__ = ["ProcessHost", "context"]
 
 _PARENT_FDS: set[int] = set()
 """This process's ends of every worker's pipes: a forked worker closes them all, so that only
