@@ -692,6 +692,15 @@ class Receiver(Generic[_T]):
             StopIteration: every producer has finished and nothing is queued.
             Aborted: the pipeline is stopping.
         """
+        return self.poll(most) or [self._wait()]
+
+    def poll(self, most: int) -> list[_T]:
+        """As :meth:`take`, but never waiting: up to ``most`` of the items queued now, perhaps
+        none (the end of the input is for :meth:`take` to tell).
+
+        Raises:
+            Aborted: the pipeline is stopping.
+        """
         if self.released is None:
             self.released = self.count
         channel = self._channel
@@ -708,8 +717,7 @@ class Receiver(Generic[_T]):
             self.count += len(taken)
             if channel.putters_waiting > channel.putters_signalled:
                 channel.hand_back(self)
-            return taken
-        return [self._wait()]
+        return taken
 
     def give_back(self, count: int) -> None:
         """``count`` more of the items got from :meth:`take` are done with: their slots may be

@@ -67,9 +67,11 @@ def context(start_method: str | None) -> BaseContext:
         )
     ctx = multiprocessing.get_context(method)
     if method == "forkserver":
-        # The server imports this once, so that each worker it forks starts with it.
+        # The server imports these once, so that each worker it forks starts with them: the
+        # main module (multiprocessing's own default), the worker loop, and the unpickler of
+        # the stage's payload.
         preload: Any = getattr(ctx, "set_forkserver_preload")  # noqa: B009 - per-context method
-        preload(["pipeline_executor._worker"])
+        preload(["__main__", "pipeline_executor._worker", "cloudpickle"])
     return ctx
 
 
@@ -145,9 +147,9 @@ class ProcessHost(LocalHost):
 
     @property
     def title(self) -> str:
-        """``worker process <name> (pid N)``."""
+        """``worker process <name> (pid N)``, without the pid before it has one."""
         pid = self._process.pid if self._process is not None else None
-        return f"worker process {self.name} (pid {pid})"
+        return f"worker process {self.name}" + ("" if pid is None else f" (pid {pid})")
 
     # -- the supervisor's hooks ----------------------------------------------------------
 
@@ -169,6 +171,10 @@ class ProcessHost(LocalHost):
                 stage.threads == 1,
                 stage.label,
                 self.name,
+                # In the payload, not beside it: pickled by the same pickler as the constants,
+                # an arena it shares with a Value or Array constant is passed once (a spawned
+                # child refuses a file descriptor passed twice).
+                self._progress,
             )
         )
         # A forked worker inherits this process's ends of every pipe: it closes them, so that
@@ -184,19 +190,21 @@ class ProcessHost(LocalHost):
                 status_w,
                 payload,
                 inherited,
-                self._progress,
             ),
             name=self.name,
             daemon=True,
         )
         self._process = process
+        self._conn, self._control, self._status = conn, control_w, status_r
         try:
             with _sigint_ignored():
                 process.start()
+        except BaseException:
+            self._close_ends()  # so that a later worker's fork does not close reused numbers
+            raise
         finally:
             for end in (child_conn, control_r, status_w):
                 end.close()
-        self._conn, self._control, self._status = conn, control_w, status_r
         self._endpoint = Endpoint(conn)
 
     def cancel(self) -> None:
@@ -212,12 +220,13 @@ class ProcessHost(LocalHost):
         """SIGKILL the worker process; the proxy then ends as its pipe closes (one that never
         started leaves the process to be reaped here)."""
         process = self._process
-        if process is None or process.exitcode is not None:
-            return False
+        if process is None or process.pid is None or process.exitcode is not None:
+            return False  # never started (its start failed), or already ended
         self._killed = True
         process.kill()
-        if not self.started():
+        if not self.started():  # nor will it: no proxy will close its pipes
             process.join()
+            self._close_ends()
         return True
 
     def cpu(self) -> float | None:
@@ -290,7 +299,7 @@ class ProcessHost(LocalHost):
             kind = message[0]
             if kind == "need":
                 self._done_with(message[1])
-                self._feed()
+                self._feed(message[2], wait=message[3])
             elif kind == "out":
                 assert sender is not None
                 self._done_with(message[1] - 1)
@@ -319,13 +328,19 @@ class ProcessHost(LocalHost):
             if receiver is None and kind == "need":  # pragma: no cover - a source never asks
                 raise AssertionError
 
-    def _feed(self) -> None:
+    def _feed(self, most: int, wait: bool) -> None:
+        """Answer the worker's request for up to ``most`` items: with what the input holds
+        now, or (``wait``: it has nothing left) the first items to come, or the input's end."""
         receiver = self.receiver
         assert receiver is not None
+        most = max(1, min(most, BATCH))
         try:
-            batch = receiver.take(BATCH)
+            batch = receiver.take(most) if wait else receiver.poll(most)
         except StopIteration:
             self._send(("end",))
+            return
+        if not batch:
+            self._send(("none",))
             return
         try:
             self._send_batch(batch)
@@ -337,11 +352,10 @@ class ProcessHost(LocalHost):
         self._batches.append((self._sent + 1, batch))
         self._sent += len(batch)
 
-    def _done_with(self, taken: int) -> None:
-        """The worker's generator has pulled ``taken`` items and is done with all before the
-        last it pulled (all of them, when it asks for more)."""
-        self._taken = max(self._taken, taken)
-        done = taken - self._released
+    def _done_with(self, done: int) -> None:
+        """The worker's generator is done with the first ``done`` items passed to it."""
+        self._taken = max(self._taken, done)
+        done -= self._released
         if done > 0 and self.receiver is not None:
             self.receiver.give_back(done)
             self._released += done
@@ -410,6 +424,22 @@ class ProcessHost(LocalHost):
                 exc = self._rebuild(message[1], message[2])
                 return self._supervisor.record(exc, self, stopping=True)
 
+    def _close_ends(self) -> None:
+        """Close this process's ends of the worker's pipes (once)."""
+        if self._endpoint is not None:
+            self._endpoint.close()
+            self._endpoint = None
+        for end in (self._conn, self._control, self._status):
+            if end is not None:
+                _PARENT_FDS.discard(end.fileno())
+                end.close()
+        self._conn = self._control = self._status = None
+        for fd in (self._wake_r, self._wake_w):
+            if fd >= 0:
+                _PARENT_FDS.discard(fd)
+                os.close(fd)
+        self._wake_r = self._wake_w = -1
+
     def _died(self) -> WorkerDiedError:
         process = self._process
         process.join(1.0)
@@ -440,14 +470,6 @@ class ProcessHost(LocalHost):
             process.join()
             if self._cpu is None:
                 self._cpu = self.cpu()
-        if self._endpoint is not None:
-            self._endpoint.close()
-        for end in (self._conn, self._control, self._status):
-            if end is not None:
-                _PARENT_FDS.discard(end.fileno())
-                end.close()
-        for fd in (self._wake_r, self._wake_w):
-            _PARENT_FDS.discard(fd)
-            os.close(fd)
+        self._close_ends()
         self.meter.ended = time.perf_counter()
         self._supervisor.finished(self, outcome)

@@ -282,25 +282,35 @@ class Supervisor:
         with self._lock:
             self._running = set(hosts)
         started = 0
+        failing: Host | None = None  # the host being prepared or started
         try:
             # A signal in the middle of a start would leave us not knowing whether that host
             # runs: hold SIGINT and SIGTERM back until every host is started (threads inherit
             # the mask, so signals can only go to the caller's thread).
             with interrupts_deferred():
-                for host in hosts:
-                    host.prepare()  # worker processes, before any thread of the run
+                for failing in hosts:
+                    failing.prepare()  # worker processes, before any thread of the run
+                failing = None
                 self.watch(monitor, display)
                 signals.watch(self.interrupt)
-                for host in hosts:
-                    host.start()
+                for failing in hosts:
+                    failing.start()
                     started += 1
-        except BaseException:  # e.g. "can't start new thread": nothing else has run yet
+                failing = None
+        except BaseException as exc:  # e.g. "can't start new thread": nothing else has run
             with self._lock:
                 for host in hosts[started:]:
                     self._running.discard(host)
-                    host.outcome = StageState.CANCELLED
+                    host.outcome = StageState.FAILED if host is failing else StageState.CANCELLED
                 if not self._running:
                     self._all_done.set()
+            if failing is not None:
+                add_note(
+                    exc,
+                    f"pipeline_executor: raised by {failing.stage.label} while starting "
+                    f"{failing.title}",
+                )
+            del exc
             self.abort()
             for host in hosts[started:]:
                 host.kill()  # a worker process prepared for a host that never started

@@ -1,13 +1,20 @@
 """The worker-process side of a process stage: runs one instance of the stage's generator.
 
 The parent's proxy (``_process``) and this loop speak over one pipe. The worker asks for input
-only when its generator asks for an item (``need``), and produces an item only while it holds
-a credit for a slot of the stage's output buffer, so the buffer bounds stay exact across the
-boundary. Outputs go back in batches, flushed when a batch is full, when the worker is about to
-wait, or when the oldest has waited :data:`LINGER` seconds.
+in batches sized to about :data:`TARGET` seconds of its own work (so that a slow stage's
+workers share the input evenly to the end, and a fast one's travel :data:`BATCH` at a time),
+and asks for the next batch before its inbox runs dry, so that it need not wait a round trip
+between batches: that early request (``wait`` false) is answered at once, with what the
+stage's input holds now or with nothing; a worker whose inbox is empty asks with ``wait`` true,
+and the parent answers when it has an item or the input has ended. It produces an item only
+while it holds a credit for a slot of the stage's output buffer, so the buffer bounds stay
+exact across the boundary: every item it was passed counts as alive upstream until it says it
+is done with it. Outputs go back in batches, flushed when a batch is full, when the worker is
+about to wait, or when the oldest has waited :data:`LINGER` seconds.
 
-Messages, parent -> worker: ``("items", ...)``, ``("end",)``, ``("credit", n)``.
-Worker -> parent: ``("need", taken)``, ``("out", taken, ...)``, ``("counts", state)`` (what a
+Messages, parent -> worker: ``("items", ...)``, ``("end",)``, ``("none",)``, ``("credit", n)``.
+Worker -> parent: ``("need", done, most, wait)`` (``done``: how many of the items it was passed
+it is done with), ``("out", taken, ...)``, ``("counts", state)`` (what a
 per-item operator counted: failed and timed-out items, abandoned calls),
 ``("done", taken, cpu, result)``, ``("stopped", taken, cpu)``,
 ``("error", exc, traceback, stopping, taken, cpu)``. A batch (``items``, ``out``) travels as
@@ -24,28 +31,35 @@ outlives its pipeline. The worker ignores SIGINT: Ctrl-C reaches the parent, whi
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from multiprocessing.connection import Connection, wait
+from multiprocessing.reduction import ForkingPickler
 from typing import Any, cast
+
+import cloudpickle
 
 from ._diagnose import location
 from ._errors import Cancelled, ItemPickleError, RemoteStageError, raised_while_cancelled
 from ._meter import ItemCounters, Meter
 from ._transport import Endpoint, PickleFailure
 
-__all__ = ["BATCH", "LINGER", "Payload", "main", "rebuild_exception"]
+__all__ = ["BATCH", "LINGER", "TARGET", "Payload", "main", "rebuild_exception"]
 
 BATCH = 256
 """The most items a batch carries."""
 
 LINGER = 0.002
 """Seconds an output may wait for its batch to fill before the batch is sent anyway."""
+
+TARGET = 0.005
+"""Seconds of the worker's own work an input batch should hold, as last measured."""
 
 
 class Payload:
@@ -57,14 +71,26 @@ class Payload:
         self.obj = obj
 
     def __reduce__(self) -> tuple[Any, tuple[bytes]]:
-        import cloudpickle
+        return (_load, (_dumps(self.obj),))
 
-        return (_load, (cloudpickle.dumps(self.obj),))
+
+def _dumps(obj: object) -> bytes:
+    """``obj`` pickled with cloudpickle, knowing multiprocessing's own reductions too (shared
+    ctypes and their arenas, connections), which only its pickler has: so that a ``Value`` or
+    an ``Array`` passed as a constant travels by its shared memory while the process starts."""
+    buffer = io.BytesIO()
+    table = {**ForkingPickler(io.BytesIO()).dispatch_table, **cloudpickle.Pickler.dispatch_table}
+    _Pickler(buffer, table).dump(obj)
+    return buffer.getvalue()
+
+
+class _Pickler(cloudpickle.Pickler):
+    def __init__(self, file: io.BytesIO, table: Mapping[Any, Any]) -> None:
+        self.dispatch_table = table  # read as the pickler is made: so set before
+        super().__init__(file)
 
 
 def _load(data: bytes) -> Payload:
-    import cloudpickle
-
     return Payload(cloudpickle.loads(data))
 
 
@@ -91,6 +117,10 @@ class _Worker:
         self.wake_r, self.wake_w = os.pipe()
         self.inbox: deque[object] = deque()
         self.input_ended = False
+        self.asking = False  # a request for input is unanswered
+        self.want = 1  # the next request's size: until a first measure, one item
+        self.asked_at = 0.0  # when the last request went out,
+        self.asked_done = 0  # and how many items the generator was done with then
         self.cancelled = False  # the input has raised the cancellation once
         self.taken = 0
         self.credits = 0
@@ -133,8 +163,12 @@ class _Worker:
         kind = message[0]
         if kind == "items":
             self.inbox.extend(self.endpoint.receive_batch(message))
+            self.asking = False
         elif kind == "end":
             self.input_ended = True
+            self.asking = False
+        elif kind == "none":
+            self.asking = False
         elif kind == "credit":
             self.credits += message[1]
 
@@ -148,6 +182,11 @@ class _Worker:
     def flush(self) -> None:
         self.report_counts()
         if self.pending:
+            # An early request's answer may be on its way: read it before writing a batch,
+            # so that the two sides never both wait to write to each other (a deadlock once
+            # both messages outgrow the pipe).
+            while self.asking:
+                self.handle(self.receive())
             batch = self.pending.copy()
             self.pending.clear()  # the same list: the main loop holds it
             try:
@@ -165,19 +204,34 @@ class _Worker:
 
     # -- the generator's input -----------------------------------------------------------
 
+    def ask(self, done: int, wait: bool) -> None:
+        """Ask the parent for about :data:`TARGET` seconds' worth of items, as measured over
+        the items the generator finished since the last request (waits included: a worker
+        whose input or output is slow asks for few, rather than hold what another worker
+        could take). ``done``: how many items it has finished."""
+        now = time.perf_counter()
+        finished = done - self.asked_done
+        if finished > 0:
+            spent = (now - self.asked_at) / finished
+            self.want = BATCH if spent * BATCH <= TARGET else max(1, int(TARGET / spent))
+        self.asked_at, self.asked_done = now, done
+        self.endpoint.send(("need", done, self.want, wait))
+        self.asking = True
+
     def next_input(self) -> object:
         if self.cancelled:
             raise StopIteration  # a stage that swallowed the cancellation still ends
+        inbox = self.inbox
         try:
-            while not self.inbox:
+            while not inbox:
                 if self.stop_requested:
                     raise _Stop
                 if self.input_ended:
                     raise StopIteration
-                self.flush()
-                self.endpoint.send(("need", self.taken))
-                while not self.inbox and not self.input_ended:
-                    self.handle(self.receive())
+                self.flush()  # outputs are not held back while the worker waits
+                if not self.asking:
+                    self.ask(self.taken, wait=True)
+                self.handle(self.receive())
         except _Stop:
             self.cancelled = True
             raise Cancelled from None
@@ -186,7 +240,10 @@ class _Worker:
             raise Cancelled
         self.taken += 1
         self.progress.value = self.taken
-        return self.inbox.popleft()
+        item = inbox.popleft()
+        if len(inbox) <= self.want // 2 and not self.asking and not self.input_ended:
+            self.ask(self.taken - 1, wait=False)  # the next batch, before this one runs out
+        return item
 
     def wait_credit(self) -> None:
         self.flush()
@@ -213,7 +270,6 @@ def main(
     status: Connection,
     payload: Payload,
     close_fds: tuple[int, ...],
-    progress: Any,
 ) -> None:
     """The worker process's entry point."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -223,7 +279,7 @@ def main(
         except OSError:
             pass
     what: tuple[Any, ...] = cast("tuple[Any, ...]", payload.obj)
-    fn, args, kwargs, takes_input, has_output, single, label, name = what
+    fn, args, kwargs, takes_input, has_output, single, label, name, progress = what
     title = f"worker process {name} (pid {os.getpid()})"
     worker = _Worker(conn, control, status, title, progress)
     worker.label = label
@@ -291,7 +347,6 @@ def _close(iterator: object) -> None:
 
 
 def _send_error(exc: BaseException, stopping: bool, worker: _Worker) -> None:
-    import cloudpickle
 
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     try:
@@ -309,7 +364,6 @@ def _send_error(exc: BaseException, stopping: bool, worker: _Worker) -> None:
 
 def rebuild_exception(data: bytes) -> BaseException:
     """An exception from what :func:`_send_error` pickled: its type, args and attributes."""
-    import cloudpickle
 
     cls, args, state = cloudpickle.loads(data)
     exc: BaseException = cls.__new__(cls, *args)

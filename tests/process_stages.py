@@ -8,6 +8,7 @@ import signal
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 
 class StageError(Exception):
@@ -157,3 +158,48 @@ def half_fail(x: int) -> int:
 def record_failure(item: object, exc: Exception) -> None:
     """An on_error that only lets the item be dropped (and counted)."""
     del item, exc
+
+
+def slow_pids(xs: Iterable[int]) -> Iterator[tuple[int, int]]:
+    """Each item with the pid of the process that handled it, 5 ms apart."""
+    pid = os.getpid()
+    for x in xs:
+        time.sleep(0.005)  # sleep-ok: a slow stage's work
+        yield pid, x
+
+
+def big_strings(n: int, size: int) -> Iterator[str]:
+    """``n`` strings of ``size`` characters: they travel inside the pipe, not out of band."""
+    for i in range(n):
+        yield str(i % 10) * size
+
+
+def big_bytes(xs: Iterable[str]) -> Iterator[bytes]:
+    """Each string as bytes, twice over: large results that travel inside the pipe too."""
+    for x in xs:
+        yield x.encode() * 2
+
+
+def into_shared(xs: Iterable[int], value: Any, array: Any, queue: Any) -> Iterator[int]:
+    """Passes items on, counting them in ``value``, writing each into ``array`` at its own
+    index and putting it on ``queue``: multiprocessing objects shared with the caller."""
+    for x in xs:
+        value.value += 1
+        array[x] = x
+        queue.put(x)
+        yield x
+
+
+class RefusedAtStart:
+    """A constant that pickles when the pipeline is built, but not while a worker starts."""
+
+    def __reduce__(self) -> tuple[Any, tuple[()]]:
+        from multiprocessing.context import get_spawning_popen
+
+        if get_spawning_popen() is not None:
+            raise RuntimeError("refused at start")
+        return (RefusedAtStart, ())
+
+
+def passing(xs: Iterable[int], constant: object) -> Iterator[int]:
+    yield from xs

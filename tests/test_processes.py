@@ -70,6 +70,25 @@ def test_each_worker_is_its_own_process_and_items_split_between_them() -> None:
     assert 1 <= len(workers) <= 2
 
 
+def test_a_slow_stages_workers_share_its_input_to_the_end() -> None:
+    """A worker asks for about TARGET seconds of items, not a whole BATCH: two workers of a
+    slow stage each handle a fair part of a short input that was queued before they started."""
+    out = list(Pipeline.source(ps.numbers, n=60).then(ps.slow_pids, processes=2).iter())
+    assert sorted(x for _, x in out) == list(range(60))
+    shares = sorted(sum(1 for pid, _ in out if pid == worker) for worker in {p for p, _ in out})
+    assert len(shares) == 2
+    assert shares[0] >= 15, shares
+
+
+def test_large_items_inside_the_pipe_both_ways_do_not_deadlock() -> None:
+    """Inputs and results too large for the pipe's buffer, both ways at once, all arrive:
+    a worker reads the answer to its early request for input before it writes a batch."""
+    pipeline = Pipeline.source(ps.big_strings, buffer=4, n=120, size=300_000).then(
+        ps.big_bytes, buffer=4, processes=2
+    )
+    assert sum(len(b) for b in pipeline.iter()) == 120 * 600_000
+
+
 def test_one_worker_keeps_the_order() -> None:
     """With one process the items keep their order."""
     out = list(Pipeline.source(ps.numbers, n=3000).then(ps.square, processes=1))
@@ -257,6 +276,41 @@ def test_a_multiprocessing_event_constant_is_shared_with_the_worker() -> None:
     pipeline = Pipeline.source(ps.numbers, n=3).then(_set_event, processes=1, event=event)
     assert list(pipeline.iter(start_method="forkserver")) == [0, 1, 2]
     assert event.is_set()
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_multiprocessing_value_array_and_queue_constants_are_shared(method: str) -> None:
+    """A Value, an Array and a Queue passed as constants are the same objects in the worker,
+    under every start method (their shared memory and pipes travel as the worker starts)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context(method)
+    value, array, queue = ctx.Value("q", 0), ctx.Array("q", 3), ctx.Queue()
+    pipeline = Pipeline.source(ps.numbers, n=3).then(
+        ps.into_shared, processes=1, value=value, array=array, queue=queue
+    )
+    assert list(pipeline.iter(start_method=method)) == [0, 1, 2]
+    assert value.value == 3
+    assert array[:] == [0, 1, 2]
+    assert [queue.get(timeout=WAIT) for _ in range(3)] == [0, 1, 2]
+
+
+def test_a_worker_that_cannot_start_raises_why() -> None:
+    """A worker whose start fails (a constant that will not pickle then) raises that error,
+    not an internal one from cleaning up a process that never ran."""
+    pipeline = Pipeline.source(ps.numbers, n=3).then(
+        ps.passing, processes=2, constant=ps.RefusedAtStart()
+    )
+    with pytest.raises(RuntimeError, match=r"^refused at start") as caught:
+        list(pipeline.iter(start_method="forkserver"))
+    assert str(caught.value) == "refused at start"
+    notes = note_lines(caught.value)
+    assert re.match(
+        r"^pipeline_executor: raised by stage 2 'passing' \(then\) while starting worker "
+        r"process pipeline-passing-0$",
+        notes[0],
+    ), notes
+    assert "stage 2 'passing' (then): failed" in notes[1], notes
 
 
 def _set_event(xs: Iterable[int], event: object) -> Iterator[int]:
