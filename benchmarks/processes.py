@@ -2,101 +2,84 @@
 
 ``python3 dev.py bench`` runs it after ``bench.py``; alone:
 ``.venv/bin/python benchmarks/processes.py [--quick]``. Each figure is the best of a few
-repeats, each target checked against a baseline measured here and now:
+repeats, the contenders of a workload measured in interleaved rounds (this machine's speed
+drifts by 10-20% from minute to minute), each target checked against a baseline measured here
+and now:
 
 * pure-Python CPU, 4,000 items x 0.5 ms: 2 processes vs 1 (>= 1.9x, and within 10% of half
   the single-thread time), next to ``ProcessPoolExecutor.map`` (chunked);
 * 200,000 small ints through one 2-process stage (<= 2 us/item, the workers' start included),
   next to the executor's map on a pool already started;
-* 50 numpy arrays of 40 MB through a 1-process stage (<= 6 ms/item);
+* 50 numpy arrays of 40 MB through a 1-process stage (<= 6 ms/item): arrays made beforehand
+  (the crossing alone), and arrays the source makes as it goes, next to the same on a thread;
+* how soon a worker's death (SIGKILL) reaches the caller as an exception (<= 50 ms);
 * a first pipeline's fixed cost (start, first item, shutdown) per start method
   (fork <= 20 ms, forkserver <= 100 ms, spawn <= 250 ms), next to the executor's.
+
+With ``PIPELINE_LIB_PYTHON`` set to a Python that has pipeline-lib (the seed's evolved form)
+and numpy installed, ``peer_pipeline_lib.py`` measures the same workloads there, in the same
+run, and its lines are printed last.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import multiprocessing
+import os
+import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline_executor import Pipeline  # noqa: E402
+from benchmarks.workloads import (  # noqa: E402
+    add_one,
+    add_one_stage,
+    arrays,
+    consume,
+    die_at,
+    listed,
+    numbers,
+    spin,
+    spin_stage,
+    touch,
+)
+from pipeline_executor import Pipeline, WorkerDiedError  # noqa: E402
 
 QUICK = "--quick" in sys.argv
-REPEATS = 1 if QUICK else 3
+REPEATS = 1 if QUICK else 5
 
 
-def spin(x: int) -> int:
-    """About 0.5 ms of pure Python."""
-    total = 0
-    for i in range(6000):
-        total += (i * x) % 7
-    return total
+def timed(fn: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
 
 
-def spin_stage(xs: Iterable[int]) -> Iterator[int]:
-    for x in xs:
-        yield spin(x)
-
-
-def add_one(x: int) -> int:
-    return x + 1
-
-
-def add_one_stage(xs: Iterable[int]) -> Iterator[int]:
-    for x in xs:
-        yield x + 1
-
-
-def numbers(n: int) -> Iterator[int]:
-    yield from range(n)
-
-
-def arrays(n: int, size: int) -> Iterator[object]:
-    import numpy as np
-
-    for _ in range(n):
-        yield np.ones(size, dtype=np.uint8)
-
-
-def touch(xs: Iterable[object]) -> Iterator[object]:
-    yield from xs
-
-
-def consume(xs: Iterable[object]) -> int:
-    count = 0
-    for _ in xs:
-        count += 1
-    return count
-
-
-def best(fn: Callable[[], object], repeats: int = REPEATS) -> float:
-    times: list[float] = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return min(times)
+def rounds(*contenders: Callable[[], object]) -> list[float]:
+    """Each contender's best time over :data:`REPEATS` rounds, one run of each per round."""
+    times: list[list[float]] = [[] for _ in contenders]
+    for _ in range(REPEATS):
+        for fn, runs in zip(contenders, times, strict=True):
+            runs.append(timed(fn))
+    return [min(runs) for runs in times]
 
 
 def cpu_bound() -> None:
     n = 1000 if QUICK else 4000
-    single = best(lambda: [spin(i) for i in range(n)])
-    one = best(
-        lambda: Pipeline.source(numbers, n=n).then(spin_stage, processes=1).sink(consume).run()
-    )
-    two = best(
-        lambda: Pipeline.source(numbers, n=n).then(spin_stage, processes=2).sink(consume).run()
-    )
     with concurrent.futures.ProcessPoolExecutor(2) as pool:
         list(pool.map(spin, range(10)))  # warm the pool
-        executor = best(lambda: list(pool.map(spin, range(n), chunksize=32)))
+        single, one, two, executor = rounds(
+            lambda: [spin(i) for i in range(n)],
+            lambda: Pipeline.source(numbers, n=n).then(spin_stage, processes=1).sink(consume).run(),
+            lambda: Pipeline.source(numbers, n=n).then(spin_stage, processes=2).sink(consume).run(),
+            lambda: list(pool.map(spin, range(n), chunksize=32)),
+        )
     print(
         f"pure-Python CPU, {n} x 0.5 ms: one thread {single * 1e3:.0f} ms; 1 process "
         f"{one * 1e3:.0f} ms; 2 processes {two * 1e3:.0f} ms = {one / two:.2f}x 1 process, "
@@ -108,12 +91,14 @@ def cpu_bound() -> None:
 
 def small_items() -> None:
     n = 50_000 if QUICK else 200_000
-    ours = best(
-        lambda: Pipeline.source(numbers, n=n).then(add_one_stage, processes=2).sink(consume).run()
-    )
     with concurrent.futures.ProcessPoolExecutor(2) as pool:
         list(pool.map(add_one, range(10)))
-        executor = best(lambda: list(pool.map(add_one, range(n), chunksize=256)))
+        ours, executor = rounds(
+            lambda: (
+                Pipeline.source(numbers, n=n).then(add_one_stage, processes=2).sink(consume).run()
+            ),
+            lambda: list(pool.map(add_one, range(n), chunksize=256)),
+        )
     print(
         f"{n:,} small ints through one 2-process stage: {ours / n * 1e6:.2f} us/item "
         f"(target <= 2; includes starting the workers); ProcessPoolExecutor(2).map "
@@ -121,35 +106,64 @@ def small_items() -> None:
     )
 
 
+def arrays_through(
+    source: Callable[..., Iterator[object]], processes: int | None, **kwargs: Any
+) -> None:
+    """40 MB arrays from ``source`` through ``touch`` (on a thread, or in worker processes)."""
+    pipeline = Pipeline.source(source, buffer=2, **kwargs)
+    if processes:
+        pipeline.then(touch, buffer=2, processes=processes).sink(consume).run()
+    else:
+        pipeline.then(touch, buffer=2).sink(consume).run()
+
+
 def big_arrays() -> None:
+    import numpy as np
+
     n, size = (10 if QUICK else 50), 40 * 10**6
-    ours = best(
-        lambda: (
-            Pipeline.source(arrays, buffer=2, n=n, size=size)
-            .then(touch, processes=1, buffer=2)
-            .sink(consume)
-            .run()
-        )
+    made = [np.ones(size, dtype=np.uint8) for _ in range(n)]
+    premade, premade_thread, fresh, fresh_thread = rounds(
+        lambda: arrays_through(listed, 1, items=made),
+        lambda: arrays_through(listed, None, items=made),
+        lambda: arrays_through(arrays, 1, n=n, size=size),
+        lambda: arrays_through(arrays, None, n=n, size=size),
     )
-    threads = best(
-        lambda: (
-            Pipeline.source(arrays, buffer=2, n=n, size=size)
-            .then(touch, buffer=2)
-            .sink(consume)
-            .run()
-        )
-    )
+    made.clear()
     print(
-        f"{n} numpy arrays of 40 MB through a 1-process stage: {ours / n * 1e3:.1f} ms/item "
-        f"(target <= 6); the same on a thread (no crossing, the allocation alone): "
-        f"{threads / n * 1e3:.1f} ms/item"
+        f"{n} numpy arrays of 40 MB through a 1-process stage, made beforehand: "
+        f"{premade / n * 1e3:.1f} ms/item (target <= 6); the same on a thread "
+        f"{premade_thread / n * 1e3:.2f} ms/item. Made by the source as it goes: "
+        f"{fresh / n * 1e3:.1f} ms/item; on a thread (no crossing, the allocation alone) "
+        f"{fresh_thread / n * 1e3:.1f} ms/item"
+    )
+
+
+def death() -> None:
+    """From a worker's SIGKILL to the caller's ``except WorkerDiedError``."""
+    when = multiprocessing.get_context().Value("d", 0.0)
+    latencies: list[float] = []
+    for _ in range(3 if QUICK else 10):
+        pipeline = (
+            Pipeline.source(numbers, n=1000)
+            .then(die_at, processes=2, at=500, when=when)
+            .sink(consume)
+        )
+        try:
+            pipeline.run()
+        except WorkerDiedError:
+            latencies.append(time.monotonic() - when.value)
+        else:
+            raise AssertionError("the worker did not die")
+    print(
+        f"a worker SIGKILLed: WorkerDiedError in the caller after median "
+        f"{statistics.median(latencies) * 1e3:.1f} ms, max {max(latencies) * 1e3:.1f} ms over "
+        f"{len(latencies)} runs (target <= 50)"
     )
 
 
 FIRST = """
 import sys, time
 sys.path.insert(0, {root!r})
-sys.path.insert(0, {here!r})
 started = time.perf_counter()
 {body}
 print(time.perf_counter() - started)
@@ -157,7 +171,7 @@ print(time.perf_counter() - started)
 
 OURS = """
 from pipeline_executor import Pipeline
-from processes import numbers, add_one_stage
+from benchmarks.workloads import numbers, add_one_stage
 if __name__ == "__main__":
     started = time.perf_counter()
     it = Pipeline.source(numbers, n=10).then(add_one_stage, processes=2).iter(
@@ -169,7 +183,7 @@ if __name__ == "__main__":
 
 EXECUTOR = """
 import concurrent.futures, multiprocessing
-from processes import add_one
+from benchmarks.workloads import add_one
 if __name__ == "__main__":
     started = time.perf_counter()
     context = multiprocessing.get_context({method!r})
@@ -178,16 +192,23 @@ if __name__ == "__main__":
 """
 
 
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+"""A fresh interpreter's environment: bytecode written and reused, as in a user's install."""
+
+
 def first_pipeline() -> None:
-    here = str(Path(__file__).resolve().parent)
     for method, target in (("fork", 20), ("forkserver", 100), ("spawn", 250)):
         figures: list[float] = []
         for body in (OURS, EXECUTOR):
-            script = FIRST.format(root=str(ROOT), here=here, body=body.format(method=method))
+            script = FIRST.format(root=str(ROOT), body=body.format(method=method))
             runs: list[float] = []
             for _ in range(REPEATS):
                 out = subprocess.run(
-                    [sys.executable, "-c", script], capture_output=True, text=True, check=True
+                    [sys.executable, "-c", script],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                    env=ENV,
                 )
                 runs.append(float(out.stdout.split()[-1]))
             figures.append(min(runs))
@@ -202,7 +223,13 @@ def main() -> None:
     cpu_bound()
     small_items()
     big_arrays()
+    death()
     first_pipeline()
+    peer = os.environ.get("PIPELINE_LIB_PYTHON")
+    if peer:
+        script = str(Path(__file__).resolve().parent / "peer_pipeline_lib.py")
+        args = [peer, script, *(["--quick"] if QUICK else [])]
+        subprocess.run(args, check=True, env=ENV)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,43 +27,11 @@ ROOT = HERE.parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.workloads import add_one_stage, arrays, numbers, spin_stage, touch  # noqa: E402
 from pipeline_executor import Pipeline, RayEngine  # noqa: E402
 
 QUICK = "--quick" in sys.argv
 REPEATS = 1 if QUICK else 3
-
-
-def spin(x: int) -> int:
-    """About 0.5 ms of pure Python."""
-    total = 0
-    for i in range(6000):
-        total += (i * x) % 7
-    return total
-
-
-def spin_stage(xs: Iterable[int]) -> Iterator[int]:
-    for x in xs:
-        yield spin(x)
-
-
-def add_one_stage(xs: Iterable[int]) -> Iterator[int]:
-    for x in xs:
-        yield x + 1
-
-
-def numbers(n: int) -> Iterator[int]:
-    yield from range(n)
-
-
-def arrays(n: int, size: int) -> Iterator[object]:
-    import numpy as np
-
-    for _ in range(n):
-        yield np.ones(size, dtype=np.uint8)
-
-
-def touch(xs: Iterable[object]) -> Iterator[object]:
-    yield from xs
 
 
 def timed(items: Iterator[object]) -> tuple[float, float]:
