@@ -11,12 +11,12 @@
 30
 """
 
+from typing import TYPE_CHECKING
+
 from ._budget import AutoBuffer as AutoBuffer
 from ._builder import Pipeline as Pipeline
 from ._builder import PipelineIterator as PipelineIterator
 from ._builder import RunnablePipeline as RunnablePipeline
-from ._compat import PipelineTask as PipelineTask
-from ._compat import execute as execute
 from ._errors import InactivityError as InactivityError
 from ._errors import ItemPickleError as ItemPickleError
 from ._errors import PipelineDefinitionError as PipelineDefinitionError
@@ -25,15 +25,19 @@ from ._errors import PipelineTypeError as PipelineTypeError
 from ._errors import PipelineTypeWarning as PipelineTypeWarning
 from ._errors import RemoteStageError as RemoteStageError
 from ._errors import WorkerDiedError as WorkerDiedError
-from ._monitor import Monitor as Monitor
-from ._ray import RayEngine as RayEngine
-from ._sizeof import register_sizeof as register_sizeof
-from ._sizeof import sizeof as sizeof
-from ._stats import BufferStatistics as BufferStatistics
-from ._stats import MemoryStatistics as MemoryStatistics
-from ._stats import PipelineStats as PipelineStats
-from ._stats import StageState as StageState
-from ._stats import StageStats as StageStats
+from ._state import StageState as StageState
+
+if TYPE_CHECKING:  # loaded on first use (``__getattr__`` below); the checkers see them here
+    from ._compat import PipelineTask as PipelineTask
+    from ._compat import execute as execute
+    from ._monitor import Monitor as Monitor
+    from ._ray import RayEngine as RayEngine
+    from ._sizeof import register_sizeof as register_sizeof
+    from ._sizeof import sizeof as sizeof
+    from ._stats import BufferStatistics as BufferStatistics
+    from ._stats import MemoryStatistics as MemoryStatistics
+    from ._stats import PipelineStats as PipelineStats
+    from ._stats import StageStats as StageStats
 
 __all__ = [
     "AutoBuffer",
@@ -61,11 +65,46 @@ __all__ = [
     "sizeof",
 ]
 
+# Public names whose modules a plain threaded run does not need, and the module of each: they
+# are imported when first asked for (PEP 562), so that `import pipeline_executor` costs only
+# what the first pipeline needs (benchmarks/bench.py, "startup").
+_LAZY = {
+    "BufferStatistics": "_stats",
+    "MemoryStatistics": "_stats",
+    "Monitor": "_monitor",
+    "PipelineStats": "_stats",
+    "PipelineTask": "_compat",
+    "RayEngine": "_ray",
+    "StageStats": "_stats",
+    "execute": "_compat",
+    "register_sizeof": "_sizeof",
+    "sizeof": "_sizeof",
+}
+
+
+def __getattr__(name: str) -> object:
+    """Import a lazily loaded public name on first use, and keep it in the package."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value: object = getattr(importlib.import_module(f".{module}", __name__), name)
+    value.__module__ = __name__
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    """The module's names, the lazily loaded ones included (loaded or not)."""
+    return sorted({*globals(), *_LAZY})
+
 
 def _fix_module_names() -> None:
     # Tracebacks and reprs say pipeline_executor.Pipeline, not pipeline_executor._builder.
     for name in __all__:
-        globals()[name].__module__ = __name__
+        if name not in _LAZY:
+            globals()[name].__module__ = __name__
 
 
 _fix_module_names()

@@ -17,15 +17,15 @@ shared without a cap).
 from __future__ import annotations
 
 import os
-import re
 import resource
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ._errors import PipelineDefinitionError
+
+if TYPE_CHECKING:
+    import re
 
 __all__ = [
     "BUFFER_CAP",
@@ -67,13 +67,12 @@ _UNITS = {
     "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
     "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40,
 }  # fmt: skip
-_SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?)\s*([a-zA-Z]*)\s*$")
+_SIZE = r"^\s*([0-9]+(?:\.[0-9]*)?)\s*([a-zA-Z]*)\s*$"
 
 
-@dataclass(frozen=True)
 class AutoBuffer:
     """``buffer=AutoBuffer(...)``: a buffer bounded by bytes as well as items (what ``buffer``
-    is by default), with its own limits.
+    is by default), with its own limits. Immutable; equal when its fields are.
 
     Attributes:
         max_bytes: this buffer's budget instead of its share of the run's (bytes, or a string
@@ -83,9 +82,62 @@ class AutoBuffer:
             (see :func:`register_sizeof` to teach it a type instead).
     """
 
-    max_bytes: int | str | None = None
-    max_items: int | None = None
-    sizeof: Callable[[Any], int] | None = None
+    # Written out rather than a frozen dataclass: every start-up creates this class, and
+    # importing ``dataclasses`` (with ``inspect``) and creating a dataclass cost milliseconds.
+    # Read-only properties, so that type checkers refuse an assignment as they did.
+    __slots__ = ("_max_bytes", "_max_items", "_sizeof")
+    __match_args__ = ("max_bytes", "max_items", "sizeof")
+
+    _max_bytes: int | str | None
+    _max_items: int | None
+    _sizeof: Callable[[Any], int] | None
+
+    def __init__(
+        self,
+        max_bytes: int | str | None = None,
+        max_items: int | None = None,
+        sizeof: Callable[[Any], int] | None = None,
+    ) -> None:
+        """See the class's attributes."""
+        object.__setattr__(self, "_max_bytes", max_bytes)
+        object.__setattr__(self, "_max_items", max_items)
+        object.__setattr__(self, "_sizeof", sizeof)
+
+    @property
+    def max_bytes(self) -> int | str | None:
+        """This buffer's own budget, or ``None``."""
+        return self._max_bytes
+
+    @property
+    def max_items(self) -> int | None:
+        """The most items it may hold, or ``None`` for the default."""
+        return self._max_items
+
+    @property
+    def sizeof(self) -> Callable[[Any], int] | None:
+        """Its function telling an item's bytes, or ``None`` for the built-in estimate."""
+        return self._sizeof
+
+    def _values(self) -> tuple[object, ...]:
+        return (self._max_bytes, self._max_items, self._sizeof)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, AutoBuffer) and other.__class__ is self.__class__:
+            return self._values() == other._values()
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}: an AutoBuffer is immutable")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r}: an AutoBuffer is immutable")
+
+    def __reduce__(self) -> tuple[type[AutoBuffer], tuple[object, ...]]:
+        # Slots and a __setattr__ that refuses: pickle (and copy) rebuild it from its fields.
+        return (AutoBuffer, self._values())
 
     def __repr__(self) -> str:
         fields = [
@@ -123,8 +175,7 @@ class AutoBuffer:
         return AutoBuffer(max_bytes, self.max_items, self.sizeof)
 
 
-@dataclass(frozen=True)
-class Budget:
+class Budget(NamedTuple):
     """The bytes a run's auto buffers may fill, and where that figure came from."""
 
     total: int
@@ -144,7 +195,7 @@ def parse_bytes(value: object, label: str, what: str, *, limit: int | None = Non
     elif isinstance(value, float):
         if limit is not None and 0 < value <= 1:
             return max(1, int(value * limit))
-    elif isinstance(value, str) and (match := _SIZE.match(value)):
+    elif isinstance(value, str) and (match := _match_size(value)):
         digits, unit = match.group(1), match.group(2).lower()
         if not unit and "." in digits:  # a fraction
             if limit is not None and 0 < float(digits) <= 1:
@@ -159,6 +210,12 @@ def parse_bytes(value: object, label: str, what: str, *, limit: int | None = Non
     )
 
 
+def _match_size(text: str) -> re.Match[str] | None:
+    import re  # only a size given as a string is parsed; re.match caches the compiled form
+
+    return re.match(_SIZE, text)
+
+
 def memory_limit() -> int:
     """The memory this process may use: the least of physical RAM, the cgroup's limit and
     ``RLIMIT_RSS`` (each where the platform tells)."""
@@ -169,7 +226,8 @@ def memory_limit() -> int:
         pass
     for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
         try:
-            text = Path(path).read_text().strip()
+            with open(path, encoding="utf-8") as file:
+                text = file.read().strip()
         except OSError:
             continue
         if text.isdigit():

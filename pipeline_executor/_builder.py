@@ -7,19 +7,14 @@ then the stages are handed to a backend (:class:`~pipeline_executor._runner.Thre
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sized
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TextIO, TypeVar, cast
 
-from . import _sequential
 from ._budget import AutoBuffer, run_budget
 from ._errors import PipelineDefinitionError
 from ._introspect import callable_name
-from ._monitor import Monitor
-from ._ops import BatchBody, FilterBody, FlatMapBody, MapBody, PerItemBody, TakeBody, UnbatchBody
-from ._progress import require_rich
 from ._runner import THREADS, Engine
 from ._stages import (
     START_METHODS,
@@ -34,6 +29,11 @@ from ._stages import (
 )
 from ._typecheck import check_stage, with_item_checks
 from ._validate import check_duration
+
+if TYPE_CHECKING:  # the operators, the monitor, progress and sequential runs are imported
+    # where they are first used: a pipeline of plain stages needs none of them
+    from ._monitor import Monitor
+    from ._ops import PerItemBody
 
 __all__ = ["Pipeline", "PipelineIterator", "RunnablePipeline"]
 
@@ -310,7 +310,7 @@ class Pipeline(_Built, Generic[T_co]):
                 from_iterable, Role.SOURCE, 1, buffer=buffer, kwargs={"items": items}
             )
             if isinstance(items, Sized):  # its length now is the total progress shows
-                stage = dataclasses.replace(stage, length=len(items))
+                stage = stage._replace(length=len(items))
             return Pipeline((stage,))
 
         def then(self, fn, *args, **kwargs):
@@ -386,6 +386,8 @@ class Pipeline(_Built, Generic[T_co]):
                     constants that do not fit ``fn``.
                 PipelineTypeError: ``fn`` does not take this pipeline's items.
             """
+            from ._ops import MapBody
+
             return self._per_item(Role.MAP, MapBody, fn, args, kwargs)
 
         def filter(self, pred, *args, **kwargs):
@@ -407,6 +409,8 @@ class Pipeline(_Built, Generic[T_co]):
                 PipelineTypeError: ``pred`` does not take this pipeline's items, or is
                     annotated to return something other than ``bool``.
             """
+            from ._ops import FilterBody
+
             return self._per_item(Role.FILTER, FilterBody, pred, args, kwargs)
 
         def flat_map(self, fn, *args, **kwargs):
@@ -430,6 +434,8 @@ class Pipeline(_Built, Generic[T_co]):
                 PipelineTypeError: ``fn`` does not take this pipeline's items, or does not
                     return an iterable (or returns ``str`` or ``bytes``).
             """
+            from ._ops import FlatMapBody
+
             return self._per_item(Role.FLAT_MAP, FlatMapBody, fn, args, kwargs)
 
         def sink(self, fn, *args, **kwargs):
@@ -477,6 +483,8 @@ class Pipeline(_Built, Generic[T_co]):
         n = check_count(label, "size", size, 1)
         seconds = None if timeout is None else check_duration(label, "timeout", timeout)
         options = [f"size={n}"] + ([f"timeout={seconds!r}"] if seconds is not None else [])
+        from ._ops import BatchBody
+
         stage = make_stage(
             BatchBody(n, seconds), Role.BATCH, position, buffer=buffer, options=tuple(options)
         )
@@ -492,6 +500,8 @@ class Pipeline(_Built, Generic[T_co]):
             PipelineDefinitionError: a bad ``buffer``.
             PipelineTypeError: this pipeline's items are not iterable, or are ``str``.
         """
+        from ._ops import UnbatchBody
+
         stage = make_stage(UnbatchBody(), Role.UNBATCH, len(self._stages) + 1, buffer=buffer)
         return self._extend(stage)
 
@@ -507,6 +517,8 @@ class Pipeline(_Built, Generic[T_co]):
         """
         position = len(self._stages) + 1
         count = check_count(f"stage {position} 'take' (take)", "n", n, 0)
+        from ._ops import TakeBody
+
         stage = make_stage(
             TakeBody(count), Role.TAKE, position, buffer=buffer, options=(f"n={count}",)
         )
@@ -541,7 +553,7 @@ class Pipeline(_Built, Generic[T_co]):
             shown.append(f"on_error={callable_name(on_error)}")
         if timeout is not None:
             shown.append(f"timeout={timeout!r}")
-        return self._extend(dataclasses.replace(stage, options=tuple(shown)))
+        return self._extend(stage._replace(options=tuple(shown)))
 
     def _extend(self, stage: StageSpec) -> Pipeline[Any]:
         stage = check_stage(self._stages[-1], stage)
@@ -615,7 +627,9 @@ class Pipeline(_Built, Generic[T_co]):
         stages = _runnable(self._stages, self._item_checks)
         budget = run_budget(memory_budget)
         if sequential:
-            return PipelineIterator(_sequential.iterate(stages))
+            from ._sequential import iterate
+
+            return PipelineIterator(iterate(stages))
         items = self._backend.iterate(
             stages,
             inactivity_timeout=timeout,
@@ -685,7 +699,9 @@ class RunnablePipeline(_Built, Generic[R_co]):
         stages = _runnable(self._stages, self._item_checks)
         budget = run_budget(memory_budget)
         if sequential:
-            return cast(R_co, _sequential.run(stages))
+            from ._sequential import run
+
+            return cast(R_co, run(stages))
         result = self._backend.run(
             stages,
             inactivity_timeout=timeout,
@@ -709,11 +725,13 @@ def _check_start_method(value: object) -> str | None:
 def _where(progress: bool | TextIO) -> TextIO | None:
     """Where to show progress: a given file, or stderr if it is a terminal. Any ``progress``
     but ``False`` needs rich, terminal or not, so no program fails only in a terminal."""
+    if progress is False:
+        return None
+    from ._progress import require_rich
+
     if progress is True:
         require_rich()
         return sys.stderr if sys.stderr.isatty() else None
-    if progress is False:
-        return None
     if not callable(getattr(progress, "write", None)):
         raise PipelineDefinitionError(
             "pipeline", f"progress must be a bool or a file to draw on, got {progress!r}"

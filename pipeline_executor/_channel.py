@@ -50,13 +50,15 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Generic, NoReturn, TypeVar, cast
+from typing import TYPE_CHECKING, Generic, NoReturn, TypeVar, cast
 
 from ._bound import REGROW_AFTER, WARMUP, AutoBound
 from ._budget import DEFAULT_MAX_ITEMS, AutoBuffer
 from ._meter import Aborted, Activity, Broken, Cancelled, ChannelTimeout, Meter
 from ._sizeof import sizeof
-from ._stats import BufferStatistics
+
+if TYPE_CHECKING:
+    from ._stats import BufferStatistics
 
 __all__ = [
     "Aborted",
@@ -376,6 +378,8 @@ class Channel(Generic[_T]):
 
     def statistics(self) -> BufferStatistics:
         """An immutable snapshot of this buffer's counters."""
+        from ._stats import BufferStatistics  # only a snapshot needs it (see _state)
+
         with self._lock:
             self._note_peak()
             used = min(self._live(), self._peak)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
-import sysconfig
 from types import FrameType
 
 __all__ = ["DELEGATES", "location"]
@@ -15,12 +15,18 @@ timeout waits while a helper thread makes the call. Thread ident -> the helper's
 entry written and removed only by the waiting thread."""
 
 _PACKAGE = os.path.dirname(os.path.abspath(__file__))
-_STDLIB = os.path.abspath(sysconfig.get_paths()["stdlib"])
+
+
+@functools.cache
+def _stdlib() -> str:
+    import sysconfig  # only a diagnosis needs it: it costs a millisecond at every start-up
+
+    return os.path.abspath(sysconfig.get_paths()["stdlib"])
 
 
 def _ours_or_stdlib(filename: str) -> bool:
     path = os.path.abspath(filename)
-    return path.startswith(_PACKAGE) or (path.startswith(_STDLIB) and "site-packages" not in path)
+    return path.startswith(_PACKAGE) or (path.startswith(_stdlib()) and "site-packages" not in path)
 
 
 def _describe(frame: FrameType) -> str:

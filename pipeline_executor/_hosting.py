@@ -9,7 +9,7 @@ from typing import Protocol
 
 from ._channel import Meter, Receiver, Sender
 from ._stages import StageSpec
-from ._stats import StageState
+from ._state import StageState
 
 __all__ = ["LocalHost", "Reports"]
 

@@ -14,8 +14,7 @@ import inspect
 import types
 import typing
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ._errors import PipelineDefinitionError
 
@@ -66,8 +65,7 @@ def is_generator_function(fn: object) -> bool:
     return inspect.isgeneratorfunction(type(fn).__call__)
 
 
-@dataclass(frozen=True)
-class Hints:
+class Hints(NamedTuple):
     """A stage function's resolved annotations, as the runner will call it.
 
     Attributes:
@@ -283,8 +281,7 @@ class Kind(enum.Enum):
     UNKNOWN = "unknown"  # forward references and anything else that cannot be decided
 
 
-@dataclass(frozen=True)
-class TypeInfo:
+class TypeInfo(NamedTuple):
     """An annotation taken apart.
 
     Attributes:

@@ -6,15 +6,18 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from ._budget import Budget, peak_rss
-from ._channel import Channel, Meter
+from ._budget import peak_rss
 from ._errors import add_note
-from ._order import OrderedSender
-from ._progress import ProgressDisplay
 from ._stages import Role, StageSpec, returns_none
-from ._stats import BufferStatistics, MemoryStatistics, PipelineStats, StageState, StageStats
+from ._state import StageState
+
+if TYPE_CHECKING:
+    from ._budget import Budget
+    from ._channel import Channel, Meter
+    from ._progress import ProgressDisplay
+    from ._stats import BufferStatistics, MemoryStatistics, PipelineStats
 
 __all__ = ["Observed", "add_shutdown_report", "memory_statistics", "report_progress", "snapshot"]
 
@@ -98,6 +101,8 @@ def snapshot(
     ``cpu_started`` and ``cpu_ended`` are ``time.process_time()`` at the start and the end
     of the run: the CPU of the whole process, every thread included.
     """
+    from ._stats import PipelineStats, StageStats  # only a snapshot needs them: see _state
+
     now = time.perf_counter()
     cpu_now = cpu_ended if cpu_ended is not None else time.process_time()
     result: list[StageStats] = []
@@ -146,6 +151,8 @@ def memory_statistics(
     autos = [c.statistics() for c in channels if c.auto is not None]
     if not autos:
         return None
+    from ._stats import MemoryStatistics
+
     rss = peak_rss()
     return MemoryStatistics(
         budget_bytes=budget.total,
@@ -157,6 +164,8 @@ def memory_statistics(
 
 
 def _reorder_peak(workers: Sequence[Observed]) -> int:
+    from ._order import OrderedSender  # loaded already if any stage keeps its order
+
     for w in workers:
         sender = getattr(w, "sender", None)
         if isinstance(sender, OrderedSender):

@@ -17,7 +17,8 @@ from typing import Any, Protocol
 from ._channel import Activity, Meter, Sender
 from ._errors import Aborted, Broken, WorkerDiedError
 from ._stages import Role, StageSpec
-from ._stats import BufferStatistics, StageState
+from ._state import StageState
+from ._stats import BufferStatistics
 from ._supervise import Supervisor
 
 __all__ = ["ActorHost", "ActorLink", "Settings", "death_cause"]

@@ -8,14 +8,16 @@ turns the builder's keyword options into :class:`~pipeline_executor._supervise.R
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import TextIO, cast
+from typing import TYPE_CHECKING, TextIO, cast
 
-from ._budget import Budget
 from ._errors import PipelineDefinitionError
-from ._monitor import Monitor
 from ._stages import StageSpec
 from ._supervise import GRACE_PERIOD, Engine, RunOptions, iterate, run
 from ._threads import LOCAL
+
+if TYPE_CHECKING:
+    from ._budget import Budget
+    from ._monitor import Monitor
 
 __all__ = ["GRACE_PERIOD", "THREADS", "Engine", "ThreadBackend"]
 

@@ -8,9 +8,9 @@ measured only on the slow paths where it waits, and *busy* is the rest of its ti
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 
+from ._state import StageState
 from ._verdict import verdict
 
 __all__ = [
@@ -76,16 +76,6 @@ class BufferStatistics:
     budget_bytes: int | None = None
     resizes: int = 0
     samples: int = 0
-
-
-class StageState(enum.Enum):
-    """Where a stage is, or how it ended."""
-
-    RUNNING = "running"
-    FINISHED = "finished"  # every thread returned on its own
-    CANCELLED = "cancelled"  # stopped by the pipeline (a failure elsewhere, an early stop)
-    FAILED = "failed"  # a thread raised
-    ABANDONED = "abandoned"  # a thread did not stop within the grace period
 
 
 @dataclass(frozen=True)
@@ -291,3 +281,10 @@ class MemoryStatistics:
             f"{self.auto_buffers} auto buffer(s); their estimated peaks add up to "
             f"{size_text(self.peak_bytes)}{rss}"
         )
+
+
+# The package imports this module only when a snapshot's class is first asked for (PEP 562),
+# so it cannot rewrite their module before a run hands out a snapshot: they say it here.
+for _cls in (BufferStatistics, StageStats, PipelineStats, MemoryStatistics):
+    _cls.__module__ = "pipeline_executor"
+del _cls

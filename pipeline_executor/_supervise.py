@@ -26,18 +26,20 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import NamedTuple, Protocol, TextIO
+from typing import TYPE_CHECKING, NamedTuple, Protocol, TextIO
 
-from ._budget import Budget
 from ._channel import Aborted, ChannelTimeout, Meter, Receiver
 from ._errors import InactivityError, add_note, is_consequence, warn_at_caller
-from ._monitor import Monitor, attach, detach
 from ._observe import add_shutdown_report, report_progress, snapshot
-from ._progress import ProgressDisplay
 from ._signals import Signals, interrupts_deferred, signals_as_stop
 from ._stages import StageSpec
-from ._stats import BufferStatistics, MemoryStatistics, PipelineStats, StageState
+from ._state import StageState
+
+if TYPE_CHECKING:  # a plain run needs none of these modules: imported where they are used
+    from ._budget import Budget
+    from ._monitor import Monitor
+    from ._progress import ProgressDisplay
+    from ._stats import BufferStatistics, MemoryStatistics, PipelineStats
 
 __all__ = [
     "GRACE_PERIOD",
@@ -55,8 +57,7 @@ GRACE_PERIOD = 1.0
 """Seconds a stopped pipeline waits for its hosts before giving up the ones still running."""
 
 
-@dataclass(frozen=True)
-class RunOptions:
+class RunOptions(NamedTuple):
     """What a caller chose for one run.
 
     Attributes:
@@ -147,8 +148,7 @@ class Host(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class Wiring:
+class Wiring(NamedTuple):
     """What an engine built for one run."""
 
     links: Sequence[Link]
@@ -217,6 +217,7 @@ class Supervisor:
         self._running: set[Host] = set()
         self._interrupt: BaseException | None = None  # a deferred Ctrl-C or SIGTERM
         self._memory_at_end: MemoryStatistics | None = None
+        self._final: PipelineStats | None = None
         self._helper: threading.Thread | None = None  # the monitor's thread, if any
         self._on_end: list[Callable[[], None]] = []
         self.wiring = Wiring((), {}, (), None)
@@ -320,6 +321,8 @@ class Supervisor:
     def watch(self, monitor: Monitor | None, display: ProgressDisplay | None) -> None:
         """Feed ``monitor`` and the progress display, from a helper thread, until the end."""
         if monitor is not None:
+            from ._monitor import attach
+
             attach(monitor, self.snapshot)
         callback = monitor.on_progress if monitor is not None else None
         if callback is None and display is None:
@@ -455,14 +458,22 @@ class Supervisor:
                 self._memory_at_end = memory
         return memory
 
-    def finish(self, monitor: Monitor | None) -> PipelineStats:
-        """The final statistics, handed to ``monitor``; call after :meth:`shutdown`."""
-        final = self.snapshot()
-        if monitor is not None:
-            detach(monitor, final)
-        return final
+    def final(self) -> PipelineStats:
+        """The statistics of the whole run, taken once, at the first call after
+        :meth:`shutdown`: what the monitor keeps and the failure's report tell the same."""
+        if self._final is None:
+            self._final = self.snapshot()
+        return self._final
 
-    def raise_failure(self, final: PipelineStats, interrupted: BaseException | None) -> None:
+    def finish(self, monitor: Monitor | None) -> None:
+        """Hand ``monitor`` the final statistics; call after :meth:`shutdown`. Without a
+        monitor, a run that ends well takes no snapshot at all."""
+        if monitor is not None:
+            from ._monitor import detach
+
+            detach(monitor, self.final())
+
+    def raise_failure(self, interrupted: BaseException | None) -> None:
         """Raise the root failure with its notes: the stage that raised it, every other
         failure, and how each stage ended. ``interrupted``: what stopped the caller's wait
         (Ctrl-C, SIGTERM), which is raised instead, with the failures in its notes."""
@@ -482,7 +493,7 @@ class Supervisor:
                 f"pipeline_executor: {stage} in {other.where} also failed: "
                 f"{type(other.exc).__name__}: {other.exc}",
             )
-        add_shutdown_report(root.exc, final)
+        add_shutdown_report(root.exc, self.final())
         exc = root.exc
         del root, failures, interrupted
         try:
@@ -512,7 +523,11 @@ def _abort_at_exit() -> None:
 def _begin(
     stages: Sequence[StageSpec], engine: Engine, options: RunOptions
 ) -> tuple[Supervisor, ProgressDisplay | None]:
-    display = ProgressDisplay(options.progress) if options.progress is not None else None
+    display = None
+    if options.progress is not None:
+        from ._progress import ProgressDisplay
+
+        display = ProgressDisplay(options.progress)
     supervisor = Supervisor(stages)
     supervisor.adopt(engine.wire(stages, supervisor, options))
     return supervisor, display
@@ -545,14 +560,14 @@ def iterate(stages: Sequence[StageSpec], engine: Engine, options: RunOptions) ->
                 supervisor.abort()
             output.close()
             supervisor.shutdown()
-            final = supervisor.finish(options.monitor)
+            supervisor.finish(options.monitor)
             signals.waiting = False
             if interrupted is None and not completed:  # a signal raised in the loop's body
                 interrupted = signals.raised
             if interrupted is not None:
-                _note_interrupt(supervisor, interrupted, final)
+                _note_interrupt(supervisor, interrupted)
                 interrupted = signals.raised = None
-    supervisor.raise_failure(final, supervisor.interrupted)
+    supervisor.raise_failure(supervisor.interrupted)
 
 
 def run(stages: Sequence[StageSpec], engine: Engine, options: RunOptions) -> object:
@@ -567,18 +582,20 @@ def run(stages: Sequence[StageSpec], engine: Engine, options: RunOptions) -> obj
             signals.waiting = True
             supervisor.abort()
             supervisor.shutdown()
-            _note_interrupt(supervisor, exc, supervisor.finish(options.monitor))
+            supervisor.finish(options.monitor)
+            _note_interrupt(supervisor, exc)
             raise
         supervisor.shutdown()
         signals.waiting = False
-    supervisor.raise_failure(supervisor.finish(options.monitor), supervisor.interrupted)
+    supervisor.finish(options.monitor)
+    supervisor.raise_failure(supervisor.interrupted)
     return supervisor.result()
 
 
-def _note_interrupt(supervisor: Supervisor, exc: BaseException, final: PipelineStats) -> None:
+def _note_interrupt(supervisor: Supervisor, exc: BaseException) -> None:
     """An interrupt is re-raised as itself; failures that raced it go into its notes."""
     try:
-        supervisor.raise_failure(final, exc)
+        supervisor.raise_failure(exc)
     except BaseException as raised:
         if raised is not exc:  # pragma: no cover - raise_failure raises what it was given
             raise

@@ -25,9 +25,8 @@ from ._diagnose import location
 from ._errors import Cancelled
 from ._hosting import LocalHost
 from ._observe import memory_statistics
-from ._order import order_stage
 from ._stages import StageSpec
-from ._stats import StageState
+from ._state import StageState
 from ._supervise import Host, RunOptions, Supervisor, Wiring
 
 if TYPE_CHECKING:
@@ -175,6 +174,8 @@ class LocalEngine:
                 outputs[stage.position] = out
                 receivers = out.receivers
                 if stage.ordered and stage.threads > 1:  # outputs in input order (_order)
+                    from ._order import order_stage
+
                     order_stage(inputs, out.senders)
             for i in range(stage.threads):
                 receiver = inputs[i] if inputs else None

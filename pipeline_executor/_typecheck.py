@@ -14,7 +14,6 @@ constants (see :class:`Strictness`).
 from __future__ import annotations
 
 import collections.abc as abc
-import dataclasses
 import enum
 import inspect
 from collections.abc import Callable, Iterable, Iterator
@@ -75,7 +74,7 @@ def check_stage(
     if stage.role is not Role.SOURCE and previous is not None:
         _check_input(previous, stage, hints, binding)
     if stage.role is not Role.SINK:
-        stage = dataclasses.replace(stage, item_type=_yielded(stage, hints, binding))
+        stage = stage._replace(item_type=_yielded(stage, hints, binding))
     _check_constants(stage, hints, binding, strictness)
     return stage
 
@@ -130,7 +129,7 @@ def _check_operator(previous: StageSpec | None, stage: StageSpec) -> StageSpec:
             produced = _unbatched(stage, previous, upstream)
         else:
             produced = upstream
-        return dataclasses.replace(stage, item_type=produced)
+        return stage._replace(item_type=produced)
     if _introspect.is_async(inner):
         raise PipelineTypeError(
             label, f"is an async function: {role.value}() needs a plain function of one item"
@@ -162,7 +161,7 @@ def _check_operator(previous: StageSpec | None, stage: StageSpec) -> StageSpec:
         produced = _free_to_any(substitute(returns, binding))
     else:
         produced = _iterated(stage, returns, binding)
-    stage = dataclasses.replace(stage, item_type=produced)
+    stage = stage._replace(item_type=produced)
     _check_constants(stage, hints, binding, Strictness.FLUENT)
     return stage
 
@@ -352,4 +351,4 @@ def with_item_checks(stage: StageSpec) -> StageSpec:
             if close is not None:
                 close()
 
-    return dataclasses.replace(stage, fn=checked)
+    return stage._replace(fn=checked)

@@ -341,3 +341,32 @@ def test_the_memory_line_of_an_ended_run_never_changes(monkeypatch: pytest.Monke
     first, second = supervisor.snapshot(), supervisor.snapshot()
     assert first.memory is not None
     assert first.memory == second.memory
+
+
+def test_an_auto_buffer_equals_one_with_the_same_fields() -> None:
+    """Equal fields, equal buffers and hashes; any other field or type is unequal."""
+    assert AutoBuffer(KIB, 4, len) == AutoBuffer(max_bytes=KIB, max_items=4, sizeof=len)
+    assert hash(AutoBuffer(KIB, 4, len)) == hash(AutoBuffer(KIB, 4, len))
+    assert AutoBuffer() != AutoBuffer(max_items=4)
+    assert AutoBuffer() != (None, None, None)
+
+
+def test_an_auto_buffer_is_immutable() -> None:
+    """Assigning or deleting a field raises AttributeError naming it."""
+    buffer = AutoBuffer(max_items=4)
+    with pytest.raises(AttributeError, match=r"^cannot assign to field 'max_items': an "):
+        buffer.max_items = 5  # type: ignore[misc]  # pyright: ignore[reportAttributeAccessIssue]
+    with pytest.raises(AttributeError, match=r"^cannot delete field 'max_items': an "):
+        del buffer.max_items  # pyright: ignore[reportAttributeAccessIssue]
+    assert buffer.max_items == 4
+
+
+def test_an_auto_buffer_pickles_and_copies_as_itself() -> None:
+    """pickle and copy rebuild an equal buffer from its fields."""
+    import copy
+    import pickle
+
+    buffer = AutoBuffer("64MiB", 16, None)
+    assert pickle.loads(pickle.dumps(buffer)) == buffer
+    assert copy.copy(buffer) == buffer
+    assert copy.deepcopy(buffer) == buffer

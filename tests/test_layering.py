@@ -13,7 +13,9 @@ PACKAGE = Path(__file__).resolve().parent.parent / "pipeline_executor"
 ALLOWED: dict[str, set[str]] = {
     "_errors": set(),
     "_verdict": set(),
-    "_stats": {"_verdict"},
+    # how a stage ended (every run), apart from the snapshots (only monitors and reports)
+    "_state": set(),
+    "_stats": {"_state", "_verdict"},
     "_validate": {"_errors"},
     "_monitor": {"_errors", "_stats", "_validate"},
     "_progress": {"_errors", "_stats"},
@@ -38,7 +40,7 @@ ALLOWED: dict[str, set[str]] = {
     "_order": {"_channel", "_meter"},
     "_transport": set(),
     "_worker": {"_diagnose", "_errors", "_meter", "_transport"},
-    "_hosting": {"_channel", "_stages", "_stats"},
+    "_hosting": {"_channel", "_stages", "_state"},
     "_observe": {
         "_budget",
         "_channel",
@@ -48,6 +50,7 @@ ALLOWED: dict[str, set[str]] = {
         "_order",
         "_progress",
         "_stages",
+        "_state",
         "_stats",
     },
     # the supervisor, written once for every engine, and the local engine
@@ -60,6 +63,7 @@ ALLOWED: dict[str, set[str]] = {
         "_progress",
         "_signals",
         "_stages",
+        "_state",
         "_stats",
     },
     "_process": {
@@ -81,7 +85,7 @@ ALLOWED: dict[str, set[str]] = {
         "_order",
         "_process",
         "_stages",
-        "_stats",
+        "_state",
         "_supervise",
     },
     "_runner": {"_budget", "_errors", "_monitor", "_stages", "_supervise", "_threads"},
@@ -92,6 +96,7 @@ ALLOWED: dict[str, set[str]] = {
         "_errors",
         "_ray_actor",
         "_stages",
+        "_state",
         "_stats",
         "_supervise",
         "_worker",
@@ -121,6 +126,7 @@ ALLOWED: dict[str, set[str]] = {
         "_monitor",
         "_ray",
         "_sizeof",
+        "_state",
         "_stats",
     },
 }
