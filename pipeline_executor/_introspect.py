@@ -1,27 +1,31 @@
 """What a stage function's signature says: its name, its parameters, its annotations.
 
-It reads stage functions' signatures and resolves their annotations; ``_stages`` and
-``_typecheck`` build on it. It is not the only reader of annotations: ``_subtype`` reads a
-class's ``__iter__`` return annotation itself, to find its item type. It is the only user of
-``typing_inspect``.
+It reads stage functions' signatures (through ``_signature``, which reads plain functions
+and simple builtins without importing ``inspect``) and resolves their annotations;
+``_stages`` and ``_typecheck`` build on it. It is not the only reader of annotations:
+``_subtype`` reads a class's ``__iter__`` return annotation itself, to find its item type. It
+is the only user of ``typing_inspect``.
 """
 
 from __future__ import annotations
 
 import enum
 import functools
-import inspect
 import types
 import typing
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
+from . import _signature
 from ._errors import PipelineDefinitionError
+from ._signature import MISSING, Param, ParamKind
 
 __all__ = [
     "MISSING",
     "Hints",
     "Kind",
+    "Param",
+    "ParamKind",
     "TypeInfo",
     "arguments",
     "callable_name",
@@ -32,11 +36,8 @@ __all__ = [
     "is_generator_function",
 ]
 
-MISSING: Any = inspect.Parameter.empty
-"""Stands for an annotation that is not there."""
-
-_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-_VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+_POSITIONAL = (ParamKind.POSITIONAL_ONLY, ParamKind.POSITIONAL_OR_KEYWORD)
+_VARIADIC = (ParamKind.VAR_POSITIONAL, ParamKind.VAR_KEYWORD)
 
 
 def callable_name(fn: object) -> str:
@@ -49,15 +50,13 @@ def callable_name(fn: object) -> str:
     return type(fn).__name__
 
 
-def _signature(fn: Callable[..., object]) -> inspect.Signature | None:
-    try:
-        return inspect.signature(fn)
-    except (TypeError, ValueError):  # some builtins have none: nothing to check
-        return None
-
-
 def is_generator_function(fn: object) -> bool:
     """Whether calling ``fn`` only creates a generator (partials and ``__call__`` included)."""
+    known = _signature.is_generator_function(fn)
+    if known is not None:
+        return known
+    import inspect  # what _signature does not read
+
     if inspect.isgeneratorfunction(fn):
         return True
     if inspect.isfunction(fn) or inspect.ismethod(fn) or isinstance(fn, functools.partial):
@@ -79,7 +78,7 @@ class Hints(NamedTuple):
             (parameter name or ``"return"``, the name that failed).
     """
 
-    params: tuple[inspect.Parameter, ...]
+    params: tuple[Param, ...]
     annotations: Mapping[str, object]
     bound: tuple[tuple[str, str, object], ...]
     unresolved: tuple[tuple[str, str], ...] = ()
@@ -89,31 +88,60 @@ def _annotated_target(fn: object) -> tuple[object, object]:
     """What carries the annotations of ``fn``, and its return annotation if it is implied."""
     while isinstance(fn, functools.partial):
         fn = fn.func
-    if inspect.isclass(fn):
-        return fn.__init__, fn
-    if inspect.isfunction(fn) or inspect.ismethod(fn) or inspect.isbuiltin(fn):
+    if isinstance(fn, type):  # inspect.isclass, isfunction, ismethod and isbuiltin are these
+        return cast("type[Any]", fn).__init__, fn
+    if isinstance(fn, types.FunctionType | types.MethodType | types.BuiltinFunctionType):
         return fn, None
     return type(fn).__call__, None
 
 
 def arguments(
-    params: tuple[inspect.Parameter, ...], args: tuple[object, ...], kwargs: Mapping[str, object]
+    params: tuple[Param, ...], args: tuple[object, ...], kwargs: Mapping[str, object]
 ) -> list[tuple[str, str, object]]:
     """Which parameter each argument goes to, as (what to call it, parameter name, value)."""
     try:
-        bound = inspect.Signature(params).bind_partial(*args, **kwargs).arguments
+        bound = _signature.bind_partial(params, args, kwargs)
+        if bound is None:
+            bound = _bind_by_inspect(params, args, kwargs)
     except TypeError:
         return []
     kinds = {p.name: p.kind for p in params}
     entries: list[tuple[str, str, object]] = []
     for name, value in bound.items():
-        if kinds[name] is inspect.Parameter.VAR_POSITIONAL:
-            entries.extend((f"{name}[{i}]", name, v) for i, v in enumerate(value))
-        elif kinds[name] is inspect.Parameter.VAR_KEYWORD:
-            entries.extend((key, name, v) for key, v in value.items())
+        if kinds[name] is ParamKind.VAR_POSITIONAL:
+            entries.extend(
+                (f"{name}[{i}]", name, v) for i, v in enumerate(cast("tuple[object, ...]", value))
+            )
+        elif kinds[name] is ParamKind.VAR_KEYWORD:
+            entries.extend((key, name, v) for key, v in cast("dict[str, object]", value).items())
         else:
             entries.append((name, name, value))
     return entries
+
+
+def _bind_by_inspect(
+    params: tuple[Param, ...], args: tuple[object, ...], kwargs: Mapping[str, object]
+) -> dict[str, object]:
+    """``inspect.Signature.bind_partial``, for what ``_signature.bind_partial`` leaves to it."""
+    import inspect
+
+    empty = inspect.Parameter.empty
+    kinds = (  # by ParamKind's value, which is inspect's
+        inspect.Parameter.POSITIONAL_ONLY,
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        inspect.Parameter.VAR_POSITIONAL,
+        inspect.Parameter.KEYWORD_ONLY,
+        inspect.Parameter.VAR_KEYWORD,
+    )
+    signature = inspect.Signature(
+        [
+            inspect.Parameter(
+                p.name, kinds[p.kind], default=empty if p.default is MISSING else p.default
+            )
+            for p in params
+        ]
+    )
+    return dict(signature.bind_partial(*args, **kwargs).arguments)
 
 
 def _partial_bindings(fn: object) -> tuple[tuple[str, str, object], ...]:
@@ -128,10 +156,10 @@ def _partial_bindings(fn: object) -> tuple[tuple[str, str, object], ...]:
     for layer in reversed(layers):  # the innermost partial's arguments come first
         args.extend(layer.args)
         keywords.update(layer.keywords)
-    signature = _signature(fn)  # type: ignore[arg-type]
-    if signature is None:
+    params = _signature.parameters(fn)  # type: ignore[arg-type]
+    if params is None:
         return ()
-    return tuple(arguments(tuple(signature.parameters.values()), tuple(args), keywords))
+    return tuple(arguments(params, tuple(args), keywords))
 
 
 def hints(fn: Callable[..., object]) -> Hints:
@@ -141,8 +169,7 @@ def hints(fn: Callable[..., object]) -> Hints:
     imported under ``if TYPE_CHECKING:``, or a class local to a function) counts as ``Any``
     and is listed in ``Hints.unresolved``: mypy accepts such code, so the build must too.
     """
-    signature = _signature(fn)
-    params = tuple(signature.parameters.values()) if signature is not None else ()
+    params = _signature.parameters(fn) or ()
     target, implied_return = _annotated_target(fn)
     unresolved: tuple[tuple[str, str], ...] = ()
     try:
@@ -162,6 +189,8 @@ def hints(fn: Callable[..., object]) -> Hints:
 
 def _resolve_each(target: object) -> tuple[dict[str, object], tuple[tuple[str, str], ...]]:
     """Resolve annotations one by one; those that fail become ``Any``, and are named."""
+    import inspect  # only for annotations that failed to resolve
+
     raw: Mapping[str, object] = getattr(target, "__annotations__", {})
     namespace = inspect.unwrap(target) if callable(target) else target
     globalns: dict[str, Any] = getattr(namespace, "__globals__", {})
@@ -180,6 +209,11 @@ def _resolve_each(target: object) -> tuple[dict[str, object], tuple[tuple[str, s
 def is_async(fn: object) -> bool:
     """Whether ``fn`` is an ``async def`` function or async generator (partials included)."""
     target, _ = _annotated_target(fn)
+    known = _signature.is_async(target)
+    if known is not None:
+        return known
+    import inspect  # what _signature does not read
+
     return inspect.iscoroutinefunction(target) or inspect.isasyncgenfunction(target)
 
 
@@ -199,18 +233,18 @@ def check_binding(
         PipelineDefinitionError: a parameter is named like an option, or a constant is
             missing, unknown or positional-only.
     """
-    signature = _signature(fn)
-    if signature is None:
+    read = _signature.parameters(fn)
+    if read is None:
         return
-    params = list(signature.parameters.values())
+    params = list(read)
     if takes_input:
-        if not params or params[0].kind not in (*_POSITIONAL, inspect.Parameter.VAR_POSITIONAL):
+        if not params or params[0].kind not in (*_POSITIONAL, ParamKind.VAR_POSITIONAL):
             raise PipelineDefinitionError(
                 label,
                 "takes no positional parameter to receive the previous stage's items; "
                 "its first parameter must take them, e.g. def f(items: Iterable[X], ...)",
             )
-        if params[0].kind is not inspect.Parameter.VAR_POSITIONAL:
+        if params[0].kind is not ParamKind.VAR_POSITIONAL:
             params = params[1:]
     name = callable_name(fn)
     bound_by_partial: Mapping[str, object] = (
@@ -225,7 +259,7 @@ def check_binding(
                 f"functools.partial({name}, {param.name}=...)",
             )
     by_name = {p.name: p for p in params}
-    var_keyword = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+    var_keyword = any(p.kind is ParamKind.VAR_KEYWORD for p in params)
     for key in kwargs:
         found = by_name.get(key)
         if found is None and not var_keyword:
@@ -241,9 +275,7 @@ def check_binding(
             )
     for param in params:
         given = param.name in kwargs and not var_keyword  # else a keyword goes to **kwargs
-        if param.kind is inspect.Parameter.POSITIONAL_ONLY and (
-            given or param.default is inspect.Parameter.empty
-        ):
+        if param.kind is ParamKind.POSITIONAL_ONLY and (given or param.default is MISSING):
             how = (
                 f"bind it with functools.partial({name}, ...)"
                 if not takes_input
@@ -258,7 +290,7 @@ def check_binding(
     missing = [
         p.name
         for p in params
-        if p.default is inspect.Parameter.empty and p.kind not in _VARIADIC and p.name not in kwargs
+        if p.default is MISSING and p.kind not in _VARIADIC and p.name not in kwargs
     ]
     if missing:
         names = ", ".join(repr(name) for name in missing)

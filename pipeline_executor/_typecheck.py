@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import collections.abc as abc
 import enum
-import inspect
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, cast
 
 from . import _introspect
 from ._errors import PipelineTypeError, PipelineTypeWarning, warn_at_caller
 from ._fits import mismatch
-from ._introspect import MISSING, Hints, Kind, classify
+from ._introspect import MISSING, Hints, Kind, ParamKind, classify
 from ._stages import Role, StageSpec, short_repr
 from ._subtype import (
     NOT_ITERABLE,
@@ -138,11 +137,7 @@ def _check_operator(previous: StageSpec | None, stage: StageSpec) -> StageSpec:
     _warn_unresolved(label, hints)
     binding: dict[Any, object] = {}
     first = hints.params[0] if hints.params else None
-    if (
-        previous is not None
-        and first is not None
-        and first.kind is not inspect.Parameter.VAR_POSITIONAL
-    ):
+    if previous is not None and first is not None and first.kind is not ParamKind.VAR_POSITIONAL:
         accepted = hints.annotations[first.name]
         if accepted is not MISSING:
             _check_item(previous, stage, accepted, binding)
@@ -241,7 +236,7 @@ def _check_input(
     previous: StageSpec, stage: StageSpec, hints: Hints, binding: dict[Any, object]
 ) -> None:
     first = hints.params[0] if hints.params else None
-    if first is None or first.kind is inspect.Parameter.VAR_POSITIONAL:
+    if first is None or first.kind is ParamKind.VAR_POSITIONAL:
         return
     annotation = hints.annotations[first.name]
     if annotation is MISSING:

@@ -23,7 +23,8 @@ ALLOWED: dict[str, set[str]] = {
     "_sizeof": set(),
     "_budget": {"_errors"},
     # the typing tower
-    "_introspect": {"_errors"},
+    "_signature": set(),
+    "_introspect": {"_errors", "_signature"},
     "_subtype": {"_introspect"},
     "_fits": {"_introspect"},
     "_typecheck": {"_errors", "_fits", "_introspect", "_stages", "_subtype"},
@@ -130,7 +131,7 @@ ALLOWED: dict[str, set[str]] = {
         "_stats",
     },
 }
-TYPING_TOWER = {"_introspect", "_subtype", "_fits", "_typecheck"}
+TYPING_TOWER = {"_signature", "_introspect", "_subtype", "_fits", "_typecheck"}
 RUNNING_TOWER = {
     "_meter",
     "_bound",

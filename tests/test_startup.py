@@ -37,6 +37,10 @@ NOT_IMPORTED = {
     "logging",
     # the standard library's heavier modules, which a plain run has no use for
     "dataclasses",
+    "inspect",  # with ast, dis and tokenize: stage signatures are read without it
+    "ast",
+    "dis",
+    "tokenize",
     "pathlib",
     "sysconfig",
     "difflib",
