@@ -609,6 +609,23 @@ class Sender(Generic[_T]):
         if channel.getters_waiting > channel.getters_signalled:
             channel.wake_getter()
 
+    def deliver_all(self, items: list[_T]) -> None:
+        """:meth:`deliver` each of ``items`` (one batch from a worker process) at once.
+
+        Raises:
+            Aborted: the pipeline is stopping; ``items`` are dropped.
+            Broken: every consumer has finished; ``items`` are dropped.
+        """
+        channel = self._channel
+        stop = channel.producer_stop
+        if stop is not None:
+            raise stop
+        channel.items.extend(items)
+        self.count += len(items)
+        self.credits -= len(items)
+        for _ in range(min(len(items), channel.getters_waiting - channel.getters_signalled)):
+            channel.wake_getter()
+
     def close(self) -> None:
         """This producer has finished: hand back its unused slots; the last one closes."""
         if not self._closed:

@@ -304,9 +304,7 @@ class ProcessHost(LocalHost):
                 assert sender is not None
                 self._done_with(message[1] - 1)
                 items = self._receive_batch(message)
-                deliver = sender.deliver
-                for item in items:
-                    deliver(item)
+                sender.deliver_all(items)
                 last = items[-1] if items else None  # an auto buffer estimates it
                 del items
                 self._send(("credit", sender.acquire(last)))

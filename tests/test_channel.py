@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from typing import Any
 
@@ -384,3 +385,32 @@ def test_an_abort_while_a_consumer_waits_has_no_internal_context() -> None:
         next(channel.receivers[0])
     thread.join(WAIT)
     assert info.value.__context__ is None
+
+
+def test_a_batch_delivered_at_once_wakes_as_many_waiting_consumers_as_it_has_items() -> None:
+    """deliver_all (a worker process's batch) wakes one waiting consumer per item, not one."""
+    channel = Channel[int](4, producers=1, consumers=2)
+    got: list[int] = []
+
+    def consume(receiver: Any) -> None:
+        receiver.timeout = WAIT
+        got.append(next(receiver))
+
+    threads = [
+        threading.Thread(target=consume, args=(receiver,), daemon=True)
+        for receiver in channel.receivers
+    ]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + WAIT
+    while channel.getters_waiting < 2:  # both consumers wait on the empty buffer
+        assert time.monotonic() < deadline, "the consumers never waited"
+        time.sleep(0.001)  # sleep-ok: polling a condition, with a deadline that fails the test
+    sender = channel.senders[0]
+    while sender.credits < 2:
+        sender.acquire()
+    sender.deliver_all([1, 2])
+    for thread in threads:
+        thread.join(WAIT / 2)
+        assert not thread.is_alive(), "a consumer was left waiting"
+    assert sorted(got) == [1, 2]
