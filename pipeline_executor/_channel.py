@@ -592,6 +592,11 @@ class Sender(Generic[_T]):
         self.credits += got
         return got
 
+    def running_low(self) -> bool:
+        """Whether the producer elsewhere holds less than half a chunk of the slots
+        :meth:`acquire` got it: time to get it more, before it has to wait for them."""
+        return self.credits < max(1, self._channel.chunk // 2)
+
     def deliver(self, item: _T) -> None:
         """Publish ``item``, produced elsewhere in a slot got from :meth:`acquire`.
 

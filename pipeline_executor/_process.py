@@ -305,10 +305,11 @@ class ProcessHost(LocalHost):
                 self._done_with(message[1] - 1)
                 items = self._receive_batch(message)
                 sender.deliver_all(items)
-                last = items[-1] if items else None  # an auto buffer estimates it
+                if sender.running_low():  # else the worker has slots enough in hand
+                    last = items[-1] if items else None  # an auto buffer estimates it
+                    self._send(("credit", sender.acquire(last)))
+                    del last
                 del items
-                self._send(("credit", sender.acquire(last)))
-                del last
             elif kind == "counts":
                 self.meter.items.__setstate__(message[1])
             elif kind == "done":
