@@ -10,7 +10,8 @@ and the parent answers when it has an item or the input has ended. It produces a
 while it holds a credit for a slot of the stage's output buffer, so the buffer bounds stay
 exact across the boundary: every item it was passed counts as alive upstream until it says it
 is done with it. Outputs go back in batches, flushed when a batch is full, when the worker is
-about to wait, or when the oldest has waited :data:`LINGER` seconds.
+about to wait, or when the last batch left :data:`LINGER` seconds ago or more (so a slow stage's
+results leave one by one, as they are made, and a fast one's at most every ``LINGER``).
 
 Messages, parent -> worker: ``("items", ...)``, ``("end",)``, ``("none",)``, ``("credit", n)``.
 Worker -> parent: ``("need", done, most, wait)`` (``done``: how many of the items it was passed
@@ -55,8 +56,8 @@ __all__ = ["BATCH", "LINGER", "TARGET", "Payload", "main", "rebuild_exception"]
 BATCH = 256
 """The most items a batch carries."""
 
-LINGER = 0.002
-"""Seconds an output may wait for its batch to fill before the batch is sent anyway."""
+LINGER = 0.005
+"""Seconds between batches of results, at least, unless one fills up or the worker waits."""
 
 TARGET = 0.005
 """Seconds of the worker's own work an input batch should hold, as last measured."""
@@ -125,7 +126,7 @@ class _Worker:
         self.taken = 0
         self.credits = 0
         self.pending: list[object] = []
-        self.pending_since = 0.0
+        self.flushed_at = 0.0  # when the last batch of results was sent
         self.label = ""
         self.title = title
         self.counters = ItemCounters()
@@ -201,6 +202,7 @@ class _Worker:
                     failure.error,
                 ) from failure.error
             self.sent += len(batch)
+            self.flushed_at = time.perf_counter()
 
     # -- the generator's input -----------------------------------------------------------
 
@@ -309,11 +311,9 @@ def main(
                     item = next(iterator)
                 except StopIteration:
                     break
-                if not pending:
-                    worker.pending_since = perf()
                 pending.append(item)
                 worker.credits -= 1
-                if len(pending) >= BATCH or perf() - worker.pending_since > LINGER:
+                if len(pending) >= BATCH or perf() - worker.flushed_at >= LINGER:
                     worker.flush()
             worker.flush()
         except (Cancelled, _Stop):

@@ -203,3 +203,14 @@ class RefusedAtStart:
 
 def passing(xs: Iterable[int], constant: object) -> Iterator[int]:
     yield from xs
+
+
+def acknowledged(xs: Iterable[int], ack: Any) -> Iterator[object]:
+    """Yields each item, then waits for the caller to acknowledge it (yielding "late" if
+    that took 5 s), then works 20 ms before the next one."""
+    for x in xs:
+        yield x
+        if not ack.wait(5.0):
+            yield "late"
+        ack.clear()
+        time.sleep(0.02)  # sleep-ok: the stage's work on the next item

@@ -80,6 +80,20 @@ def test_a_slow_stages_workers_share_its_input_to_the_end() -> None:
     assert shares[0] >= 15, shares
 
 
+def test_a_slow_stages_results_leave_the_worker_as_they_are_made() -> None:
+    """A result made LINGER or more after the last batch left is sent at once, not held
+    until the next one: each reaches the caller while the worker waits for its receipt."""
+    import multiprocessing
+
+    ack = multiprocessing.get_context("forkserver").Event()
+    pipeline = Pipeline.source(ps.numbers, n=5).then(ps.acknowledged, processes=1, ack=ack)
+    got: list[object] = []
+    for item in pipeline.iter(start_method="forkserver"):
+        got.append(item)
+        ack.set()
+    assert got == [0, 1, 2, 3, 4]
+
+
 def test_large_items_inside_the_pipe_both_ways_do_not_deadlock() -> None:
     """Inputs and results too large for the pipe's buffer, both ways at once, all arrive:
     a worker reads the answer to its early request for input before it writes a batch."""
