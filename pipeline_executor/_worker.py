@@ -59,7 +59,7 @@ BATCH = 256
 LINGER = 0.005
 """Seconds between batches of results, at least, unless one fills up or the worker waits."""
 
-TARGET = 0.005
+TARGET = 0.02
 """Seconds of the worker's own work an input batch should hold, as last measured."""
 
 
