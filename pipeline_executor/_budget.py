@@ -20,9 +20,10 @@ import os
 import resource
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from ._errors import PipelineDefinitionError
+from ._record import Record
 
 if TYPE_CHECKING:
     import re
@@ -175,7 +176,7 @@ class AutoBuffer:
         return AutoBuffer(max_bytes, self.max_items, self.sizeof)
 
 
-class Budget(NamedTuple):
+class Budget(Record):
     """The bytes a run's auto buffers may fill, and where that figure came from."""
 
     total: int

@@ -310,7 +310,7 @@ class Pipeline(_Built, Generic[T_co]):
                 from_iterable, Role.SOURCE, 1, buffer=buffer, kwargs={"items": items}
             )
             if isinstance(items, Sized):  # its length now is the total progress shows
-                stage = stage._replace(length=len(items))
+                stage = stage.replace(length=len(items))
             return Pipeline((stage,))
 
         def then(self, fn, *args, **kwargs):
@@ -553,7 +553,7 @@ class Pipeline(_Built, Generic[T_co]):
             shown.append(f"on_error={callable_name(on_error)}")
         if timeout is not None:
             shown.append(f"timeout={timeout!r}")
-        return self._extend(stage._replace(options=tuple(shown)))
+        return self._extend(stage.replace(options=tuple(shown)))
 
     def _extend(self, stage: StageSpec) -> Pipeline[Any]:
         stage = check_stage(self._stages[-1], stage)

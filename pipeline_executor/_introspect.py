@@ -14,10 +14,11 @@ import functools
 import types
 import typing
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple, cast
+from typing import Any, cast
 
 from . import _signature
 from ._errors import PipelineDefinitionError
+from ._record import Record
 from ._signature import MISSING, Param, ParamKind
 
 __all__ = [
@@ -64,7 +65,7 @@ def is_generator_function(fn: object) -> bool:
     return inspect.isgeneratorfunction(type(fn).__call__)
 
 
-class Hints(NamedTuple):
+class Hints(Record):
     """A stage function's resolved annotations, as the runner will call it.
 
     Attributes:
@@ -313,7 +314,7 @@ class Kind(enum.Enum):
     UNKNOWN = "unknown"  # forward references and anything else that cannot be decided
 
 
-class TypeInfo(NamedTuple):
+class TypeInfo(Record):
     """An annotation taken apart.
 
     Attributes:

@@ -22,7 +22,9 @@ import enum
 import keyword
 import types
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from typing import Any
+
+from ._record import Record
 
 __all__ = [
     "MISSING",
@@ -58,7 +60,7 @@ class ParamKind(enum.IntEnum):
     VAR_KEYWORD = 4
 
 
-class Param(NamedTuple):
+class Param(Record):
     """One parameter: its name, its kind and its default (:data:`MISSING` if none)."""
 
     name: str

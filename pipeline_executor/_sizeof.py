@@ -15,19 +15,21 @@ What each kind of item counts as (its function is found once per type, then cach
 * anything else: its ``nbytes`` if that is an ``int`` (cupy, jax, xarray, ...), else
   ``sys.getsizeof``.
 
-numpy, torch and PIL are recognised only once their module is imported: estimating never
-imports them. Blind spots, by design: objects that hold buffers in attributes (register them),
-buffers shared by several items (each counts them: an over-count), and a container whose few
-large elements the sample misses.
+``array``, numpy, torch and PIL are recognised only once their module is imported:
+estimating never imports them. Blind spots, by design: objects that hold buffers in
+attributes (register them), buffers shared by several items (each counts them: an
+over-count), and a container whose few large elements the sample misses.
 """
 
 from __future__ import annotations
 
-import array
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+if TYPE_CHECKING:
+    import array
 
 __all__ = ["register_sizeof", "sizeof"]
 
@@ -113,7 +115,8 @@ def _resolve(cls: type) -> _Sizer:
         return len
     if issubclass(cls, memoryview):
         return _memoryview
-    if issubclass(cls, array.array):
+    arrays = _class_in("array", "array")  # an item can be one only once array is imported
+    if arrays is not None and issubclass(cls, arrays):
         return _array
     if issubclass(cls, list | tuple | set | frozenset | dict):
         return _container

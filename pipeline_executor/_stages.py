@@ -11,11 +11,12 @@ import enum
 import reprlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from . import _introspect
 from ._budget import DEFAULT_MAX_ITEMS, AutoBuffer, Budget
 from ._errors import PipelineDefinitionError
+from ._record import Record
 
 if TYPE_CHECKING:
     from ._monitor import Monitor
@@ -103,10 +104,9 @@ class Role(enum.Enum):
         return self not in (Role.SOURCE, Role.STAGE, Role.SINK)
 
 
-class StageSpec(NamedTuple):
-    """One stage, validated: how to call it and how to run it (a named tuple: creating its
-    class costs a small fraction of a dataclass's, at every start-up; ``_replace`` for a copy
-    with changes).
+class StageSpec(Record):
+    """One stage, validated: how to call it and how to run it (``replace`` for a copy with
+    changes).
 
     Attributes:
         fn: the user's function; called ``fn(items, *args, **kwargs)``, a source without items.

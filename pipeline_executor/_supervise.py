@@ -26,11 +26,11 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, NamedTuple, Protocol, TextIO
+from typing import TYPE_CHECKING, Protocol, TextIO
 
 from ._channel import Aborted, ChannelTimeout, Meter, Receiver
 from ._errors import InactivityError, add_note, is_consequence, warn_at_caller
-from ._observe import add_shutdown_report, report_progress, snapshot
+from ._record import Record
 from ._signals import Signals, interrupts_deferred, signals_as_stop
 from ._stages import StageSpec
 from ._state import StageState
@@ -57,7 +57,7 @@ GRACE_PERIOD = 1.0
 """Seconds a stopped pipeline waits for its hosts before giving up the ones still running."""
 
 
-class RunOptions(NamedTuple):
+class RunOptions(Record):
     """What a caller chose for one run.
 
     Attributes:
@@ -148,7 +148,7 @@ class Host(Protocol):
         ...
 
 
-class Wiring(NamedTuple):
+class Wiring(Record):
     """What an engine built for one run."""
 
     links: Sequence[Link]
@@ -168,7 +168,7 @@ class Engine(Protocol):
         ...
 
 
-class _Failure(NamedTuple):
+class _Failure(Record):
     exc: BaseException
     stage: StageSpec | None  # None: the cause came from outside every stage
     where: str  # e.g. "thread pipeline-parse-1"
@@ -327,6 +327,8 @@ class Supervisor:
         callback = monitor.on_progress if monitor is not None else None
         if callback is None and display is None:
             return
+        from ._observe import report_progress
+
         self._helper = threading.Thread(
             target=report_progress,
             args=(self.snapshot, self._all_done, self.abort, callback, display),
@@ -436,6 +438,8 @@ class Supervisor:
 
     def snapshot(self) -> PipelineStats:
         """The statistics of the run so far (or of the whole run, once it has ended)."""
+        from ._observe import snapshot  # statistics: for a monitor, the display or a report
+
         wiring = self.wiring
         return snapshot(
             self.stages,
@@ -493,6 +497,8 @@ class Supervisor:
                 f"pipeline_executor: {stage} in {other.where} also failed: "
                 f"{type(other.exc).__name__}: {other.exc}",
             )
+        from ._observe import add_shutdown_report
+
         add_shutdown_report(root.exc, self.final())
         exc = root.exc
         del root, failures, interrupted

@@ -21,16 +21,17 @@ from typing import TYPE_CHECKING, cast
 
 from ._budget import peak_rss, run_budget, split_budget
 from ._channel import Activity, Channel, Receiver, Sender
-from ._diagnose import location
 from ._errors import Cancelled
 from ._hosting import LocalHost
-from ._observe import memory_statistics
 from ._stages import StageSpec
 from ._state import StageState
 from ._supervise import Host, RunOptions, Supervisor, Wiring
 
 if TYPE_CHECKING:
     from multiprocessing.context import BaseContext
+
+    from ._budget import Budget
+    from ._stats import MemoryStatistics
 
 __all__ = ["LOCAL", "LocalEngine", "ThreadHost"]
 
@@ -81,6 +82,8 @@ class ThreadHost(LocalHost):
         if self.outcome is not None:
             return self.outcome.value
         if self.meter.activity is Activity.BUSY:
+            from ._diagnose import location  # only a diagnosis asks
+
             where = location(self.thread.ident)
             if where is not None:
                 return f"inside its own code at {where}"
@@ -194,8 +197,17 @@ class LocalEngine:
             outputs,
             hosts,
             receivers[0] if receivers else None,
-            memory=lambda: memory_statistics(budget, links, rss_started),
+            memory=lambda: _memory_statistics(budget, links, rss_started),
         )
+
+
+def _memory_statistics(
+    budget: Budget, links: Sequence[Channel[object]], rss_started: int | None
+) -> MemoryStatistics | None:
+    """The memory line of the statistics, asked for only when a snapshot is taken."""
+    from ._observe import memory_statistics
+
+    return memory_statistics(budget, links, rss_started)
 
 
 LOCAL = LocalEngine()

@@ -73,7 +73,7 @@ def check_stage(
     if stage.role is not Role.SOURCE and previous is not None:
         _check_input(previous, stage, hints, binding)
     if stage.role is not Role.SINK:
-        stage = stage._replace(item_type=_yielded(stage, hints, binding))
+        stage = stage.replace(item_type=_yielded(stage, hints, binding))
     _check_constants(stage, hints, binding, strictness)
     return stage
 
@@ -128,7 +128,7 @@ def _check_operator(previous: StageSpec | None, stage: StageSpec) -> StageSpec:
             produced = _unbatched(stage, previous, upstream)
         else:
             produced = upstream
-        return stage._replace(item_type=produced)
+        return stage.replace(item_type=produced)
     if _introspect.is_async(inner):
         raise PipelineTypeError(
             label, f"is an async function: {role.value}() needs a plain function of one item"
@@ -156,7 +156,7 @@ def _check_operator(previous: StageSpec | None, stage: StageSpec) -> StageSpec:
         produced = _free_to_any(substitute(returns, binding))
     else:
         produced = _iterated(stage, returns, binding)
-    stage = stage._replace(item_type=produced)
+    stage = stage.replace(item_type=produced)
     _check_constants(stage, hints, binding, Strictness.FLUENT)
     return stage
 
@@ -346,4 +346,4 @@ def with_item_checks(stage: StageSpec) -> StageSpec:
             if close is not None:
                 close()
 
-    return stage._replace(fn=checked)
+    return stage.replace(fn=checked)

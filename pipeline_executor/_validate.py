@@ -6,7 +6,6 @@ is refused with a message of the same shape.
 
 from __future__ import annotations
 
-import math
 import threading
 
 from ._errors import PipelineDefinitionError
@@ -18,8 +17,9 @@ def check_duration(subject: str, option: str, value: object) -> float:
     """A duration in seconds: a number (not a bool) > 0 and <= ``threading.TIMEOUT_MAX``.
 
     The upper bound is the longest wait ``threading`` accepts: anything above it would pass
-    here and fail later, mid-run, with an ``OverflowError``. NaN and infinity are refused
-    (an infinite wait is spelled ``None`` where an option allows it; the caller checks that).
+    here and fail later, mid-run, with an ``OverflowError``. NaN (which fails every
+    comparison) and infinity are refused (an infinite wait is spelled ``None`` where an
+    option allows it; the caller checks that).
 
     Returns:
         ``value`` as a float.
@@ -30,7 +30,6 @@ def check_duration(subject: str, option: str, value: object) -> float:
     if (
         isinstance(value, bool)
         or not isinstance(value, (int, float))
-        or math.isnan(value)
         or not 0 < value <= threading.TIMEOUT_MAX
     ):
         raise PipelineDefinitionError(

@@ -12,6 +12,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "pipeline_executor"
 # What each module may import from the package: its dependencies by design, not only today's.
 ALLOWED: dict[str, set[str]] = {
     "_errors": set(),
+    # the frozen record classes' base (what a frozen dataclass would be)
+    "_record": set(),
     "_verdict": set(),
     # how a stage ended (every run), apart from the snapshots (only monitors and reports)
     "_state": set(),
@@ -21,15 +23,15 @@ ALLOWED: dict[str, set[str]] = {
     "_progress": {"_errors", "_stats"},
     # what buffers may fill: item sizes, the budget (a stage option's value object)
     "_sizeof": set(),
-    "_budget": {"_errors"},
+    "_budget": {"_errors", "_record"},
     # the typing tower
-    "_signature": set(),
-    "_introspect": {"_errors", "_signature"},
+    "_signature": {"_record"},
+    "_introspect": {"_errors", "_record", "_signature"},
     "_subtype": {"_introspect"},
     "_fits": {"_introspect"},
     "_typecheck": {"_errors", "_fits", "_introspect", "_stages", "_subtype"},
     # what a backend is given (a stage's Monitor is imported for annotations only)
-    "_stages": {"_budget", "_errors", "_introspect", "_monitor", "_validate"},
+    "_stages": {"_budget", "_errors", "_introspect", "_monitor", "_record", "_validate"},
     # the running tower
     "_meter": {"_errors"},
     "_bound": set(),
@@ -62,6 +64,7 @@ ALLOWED: dict[str, set[str]] = {
         "_monitor",
         "_observe",
         "_progress",
+        "_record",
         "_signals",
         "_stages",
         "_state",
@@ -87,6 +90,7 @@ ALLOWED: dict[str, set[str]] = {
         "_process",
         "_stages",
         "_state",
+        "_stats",
         "_supervise",
     },
     "_runner": {"_budget", "_errors", "_monitor", "_stages", "_supervise", "_threads"},
