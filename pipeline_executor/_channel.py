@@ -597,25 +597,9 @@ class Sender(Generic[_T]):
         :meth:`acquire` got it: time to get it more, before it has to wait for them."""
         return self.credits < max(1, self._channel.chunk // 2)
 
-    def deliver(self, item: _T) -> None:
-        """Publish ``item``, produced elsewhere in a slot got from :meth:`acquire`.
-
-        Raises:
-            Aborted: the pipeline is stopping; ``item`` is dropped.
-            Broken: every consumer has finished; ``item`` is dropped.
-        """
-        channel = self._channel
-        stop = channel.producer_stop
-        if stop is not None:
-            raise stop
-        self._append(item)
-        self.count += 1
-        self.credits -= 1
-        if channel.getters_waiting > channel.getters_signalled:
-            channel.wake_getter()
-
-    def deliver_all(self, items: list[_T]) -> None:
-        """:meth:`deliver` each of ``items`` (one batch from a worker process) at once.
+    def deliver(self, items: list[_T]) -> None:
+        """Publish ``items`` (one batch from a worker process), produced elsewhere in slots got
+        from :meth:`acquire`, at once.
 
         Raises:
             Aborted: the pipeline is stopping; ``items`` are dropped.

@@ -304,7 +304,7 @@ class ProcessHost(LocalHost):
                 assert sender is not None
                 self._done_with(message[1] - 1)
                 items = self._receive_batch(message)
-                sender.deliver_all(items)
+                sender.deliver(items)
                 if sender.running_low():  # else the worker has slots enough in hand
                     last = items[-1] if items else None  # an auto buffer estimates it
                     self._send(("credit", sender.acquire(last)))

@@ -388,7 +388,7 @@ def test_an_abort_while_a_consumer_waits_has_no_internal_context() -> None:
 
 
 def test_a_batch_delivered_at_once_wakes_as_many_waiting_consumers_as_it_has_items() -> None:
-    """deliver_all (a worker process's batch) wakes one waiting consumer per item, not one."""
+    """A worker process's batch, delivered at once, wakes one waiting consumer per item."""
     channel = Channel[int](4, producers=1, consumers=2)
     got: list[int] = []
 
@@ -409,7 +409,7 @@ def test_a_batch_delivered_at_once_wakes_as_many_waiting_consumers_as_it_has_ite
     sender = channel.senders[0]
     while sender.credits < 2:
         sender.acquire()
-    sender.deliver_all([1, 2])
+    sender.deliver([1, 2])
     for thread in threads:
         thread.join(WAIT / 2)
         assert not thread.is_alive(), "a consumer was left waiting"
