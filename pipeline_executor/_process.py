@@ -136,7 +136,6 @@ class ProcessHost(LocalHost):
         self._cancelled = False
         self._killed = False
         self._cpu: float | None = None
-        self._taken = 0  # items the worker's generator has pulled
         # The same count, written by the worker as it takes each item (a plain shared int,
         # no lock): what a dead worker was on.
         self._progress: Any = ctx.RawValue("q", 0)
@@ -243,6 +242,12 @@ class ProcessHost(LocalHost):
         except (OSError, ValueError, IndexError):
             return None
 
+    def items(self) -> tuple[int, int]:
+        """Items the worker's generator has taken (as the worker counts them: those passed to
+        it ahead are not yet in) and results put into the output buffer."""
+        taken = int(self._progress.value) if self.receiver is not None else 0
+        return taken, self.sender.count if self.sender is not None else 0
+
     def describe(self) -> str:
         """What the worker is doing: its line of user code, asked of the worker itself."""
         if self.outcome is not None:
@@ -313,7 +318,6 @@ class ProcessHost(LocalHost):
             elif kind == "counts":
                 self.meter.items.__setstate__(message[1])
             elif kind == "done":
-                self._taken = message[1]
                 self._cpu = message[2]
                 if self.stage.role is Role.SINK and self.stage.threads == 1:
                     self._supervisor.set_result(message[3])
@@ -353,7 +357,6 @@ class ProcessHost(LocalHost):
 
     def _done_with(self, done: int) -> None:
         """The worker's generator is done with the first ``done`` items passed to it."""
-        self._taken = max(self._taken, done)
         done -= self._released
         if done > 0 and self.receiver is not None:
             self.receiver.give_back(done)

@@ -214,3 +214,11 @@ def acknowledged(xs: Iterable[int], ack: Any) -> Iterator[object]:
             yield "late"
         ack.clear()
         time.sleep(0.02)  # sleep-ok: the stage's work on the next item
+
+
+def fail_at(xs: Iterable[int], at: int) -> Iterator[int]:
+    """Passes items on; raises StageError on item ``at``."""
+    for x in xs:
+        if x == at:
+            raise StageError(f"item {x}", code=x)
+        yield x

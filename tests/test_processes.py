@@ -369,6 +369,18 @@ def test_statistics_count_process_stages() -> None:
     assert stage.cpu is not None
 
 
+def test_a_process_stage_counts_the_items_its_generator_took_not_those_passed_ahead() -> None:
+    """Items in counts what the worker's generator pulled: a stage that fails on item 3 of
+    50 reports 4 in, though more were passed to its worker ahead of time."""
+    monitor = Monitor()
+    pipeline = Pipeline.source(ps.numbers, n=50).then(ps.fail_at, processes=1, at=3)
+    with pytest.raises(ps.StageError):
+        list(pipeline.iter(monitor=monitor, start_method="fork"))
+    stage = monitor.stats().stages[1]
+    assert stage.items_in == 4
+    assert stage.items_out <= 3  # those the worker had sent when it failed
+
+
 def test_the_buffer_bound_holds_across_the_process_boundary() -> None:
     """Items passed to a worker and results on their way back count in the buffers: the
     source never runs further ahead of the consumer than the buffers allow."""
