@@ -119,6 +119,7 @@ class _Worker:
         self.inbox: deque[object] = deque()
         self.input_ended = False
         self.asking = False  # a request for input is unanswered
+        self.refused = False  # the last early request was answered with nothing
         self.want = 1  # the next request's size: until a first measure, one item
         self.asked_at = 0.0  # when the last request went out,
         self.asked_done = 0  # and how many items the generator was done with then
@@ -164,12 +165,13 @@ class _Worker:
         kind = message[0]
         if kind == "items":
             self.inbox.extend(self.endpoint.receive_batch(message))
-            self.asking = False
+            self.asking = self.refused = False
         elif kind == "end":
             self.input_ended = True
             self.asking = False
-        elif kind == "none":
+        elif kind == "none":  # the input holds nothing now: wait to ask until this batch ends
             self.asking = False
+            self.refused = True
         elif kind == "credit":
             self.credits += message[1]
 
@@ -243,7 +245,7 @@ class _Worker:
         self.taken += 1
         self.progress.value = self.taken
         item = inbox.popleft()
-        if len(inbox) <= self.want // 2 and not self.asking and not self.input_ended:
+        if len(inbox) <= self.want // 2 and not (self.asking or self.refused or self.input_ended):
             self.ask(self.taken - 1, wait=False)  # the next batch, before this one runs out
         return item
 
@@ -347,7 +349,6 @@ def _close(iterator: object) -> None:
 
 
 def _send_error(exc: BaseException, stopping: bool, worker: _Worker) -> None:
-
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     try:
         # By type, args and attributes, not by calling its constructor again: a class whose
@@ -364,7 +365,6 @@ def _send_error(exc: BaseException, stopping: bool, worker: _Worker) -> None:
 
 def rebuild_exception(data: bytes) -> BaseException:
     """An exception from what :func:`_send_error` pickled: its type, args and attributes."""
-
     cls, args, state = cloudpickle.loads(data)
     exc: BaseException = cls.__new__(cls, *args)
     exc.args = args
