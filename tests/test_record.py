@@ -82,8 +82,7 @@ def test_a_record_is_frozen() -> None:
 def test_wrong_arguments_are_a_type_error(
     args: tuple[Any, ...], kwargs: dict[str, Any], message: str
 ) -> None:
-    """Too many, missing, repeated or unknown arguments raise TypeError, as a dataclass's
-    __init__ does."""
+    """Too many, missing, repeated or unknown arguments: TypeError, as from a dataclass."""
     with pytest.raises(TypeError, match=message):
         Point(*args, **kwargs)
     with pytest.raises(TypeError):

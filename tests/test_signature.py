@@ -326,8 +326,7 @@ def test_most_builtins_are_read_without_inspect(monkeypatch: pytest.MonkeyPatch)
     ],
 )
 def test_a_text_signature_is_read_only_when_simple(text: str, read: bool) -> None:
-    """Read directly, a simple text signature gives inspect's parameters; anything else is
-    left to inspect."""
+    """Only a simple text signature is read directly, and then as inspect reads it."""
     found = _signature._from_text(text)  # pyright: ignore[reportPrivateUsage]
     assert (found is not None) is read
     if found is not None:

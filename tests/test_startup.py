@@ -82,8 +82,7 @@ def run_fresh(code: str) -> str:
 
 
 def test_a_first_run_imports_nothing_it_does_not_need() -> None:
-    """Import, build and run (and iterate) a 2-stage pipeline with int constants: none of the
-    heavy or optional modules, nor our modules for other features, is imported."""
+    """A first plain run imports none of the heavy, optional or other-feature modules."""
     check = f"print(sorted({sorted(NOT_IMPORTED)!r} & sys.modules.keys()))"
     out = run_fresh(textwrap.dedent(FIRST_RUN) + check)
     assert out == "[]"
@@ -129,8 +128,7 @@ def test_an_unknown_name_is_an_attribute_error() -> None:
 
 
 def test_a_snapshot_says_its_public_module_before_the_package_names_its_class() -> None:
-    """Statistics reach the user from a monitor, not through the package: their classes say
-    ``pipeline_executor`` all the same."""
+    """Snapshot classes, reached through a monitor, say they live in pipeline_executor."""
     out = run_fresh(
         """
         import pipeline_executor
