@@ -66,6 +66,8 @@ NOT_IMPORTED = {
     "pipeline_executor._verdict",
     "pipeline_executor._worker",
 }
+if sys.version_info >= (3, 13):  # before 3.13, typing imports re itself
+    NOT_IMPORTED.add("re")
 
 
 def run_fresh(code: str) -> str:
