@@ -4,9 +4,6 @@ collections (README, "Types")."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-import textwrap
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Optional, Protocol, TypedDict, Union
@@ -15,6 +12,7 @@ import pytest
 
 from pipeline_executor import Pipeline, PipelineTypeError
 from pipeline_executor._fits import SAMPLE_ABOVE, mismatch
+from tests.fresh import run_fresh
 
 from .stages import numbers
 
@@ -23,19 +21,6 @@ untyped: Any = Pipeline.source(numbers, n=2)
 
 def exact(message: str) -> str:
     return f"^{re.escape(message)}$"
-
-
-def run_fresh(code: str) -> str:
-    """Run ``code`` in a fresh interpreter (nothing imported yet); its stdout."""
-    result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip()
 
 
 def test_plain_class_constants_are_checked_without_importing_typeguard() -> None:

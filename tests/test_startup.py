@@ -3,9 +3,10 @@ is ``benchmarks/bench.py --only startup``); the lazily loaded public names still
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import textwrap
+
+from tests.fresh import run_fresh
 
 FIRST_RUN = """
     import sys
@@ -68,19 +69,6 @@ NOT_IMPORTED = {
 }
 if sys.version_info >= (3, 13):  # before 3.13, typing imports re itself
     NOT_IMPORTED.add("re")
-
-
-def run_fresh(code: str) -> str:
-    """Run ``code`` in a fresh interpreter; its stdout."""
-    result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip()
 
 
 def test_a_first_run_imports_nothing_it_does_not_need() -> None:
