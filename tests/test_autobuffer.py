@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import sys
+import inspect
 import threading
 from collections.abc import Iterable, Iterator
 
@@ -108,7 +108,9 @@ class CheckedChannel(Channel[bytes]):
         # Only where a slot is reserved (under the lock): a consumer's wait or a producer's
         # end also note the peak, and after a shrink the items admitted under the old count
         # are alive there, above the new one, with nothing wrong.
-        if sys._getframe(1).f_code.co_name == "reserve":
+        frame = inspect.currentframe()
+        caller = frame.f_back if frame is not None else None
+        if caller is not None and caller.f_code.co_name == "reserve":
             self.admissions.append((self._live(), self.capacity))
         super()._note_peak()
 
