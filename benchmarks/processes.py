@@ -1,6 +1,6 @@
 """Process stages against ProcessPoolExecutor, measured in the same run (never run by CI).
 
-``python3 dev.py bench`` runs it after ``bench.py``; alone:
+Run it with the environment ``python3 dev.py test`` makes (it has numpy):
 ``.venv/bin/python benchmarks/processes.py [--quick]``. Each figure is the best of a few
 repeats, the contenders of a workload measured in interleaved rounds (this machine's speed
 drifts by 10-20% from minute to minute), each target checked against a baseline measured here
