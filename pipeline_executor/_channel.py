@@ -241,6 +241,15 @@ class Channel(Generic[_T]):
             auto.resizes += 1
             self.chunk = max(1, new // (4 * len(self.senders)))
 
+    def share(self, most: int) -> int:
+        """``most``, or fewer once every producer has finished: half of what is left divided
+        among the consumers, so that the last items split evenly between them instead of
+        one consumer holding a whole batch while the others have nothing to do. (Read
+        without the lock: a stale count only sizes a batch.)"""
+        if self._producers:
+            return most
+        return max(1, min(most, len(self.items) // (2 * max(1, self._consumers))))
+
     def wake_getter(self) -> None:
         """Wake one consumer that waits and was not woken yet."""
         with self._lock:
@@ -728,6 +737,10 @@ class Receiver(Generic[_T]):
             if channel.putters_waiting > channel.putters_signalled:
                 channel.hand_back(self)
         return taken
+
+    def share(self, most: int) -> int:
+        """How many items to pass on at once, at most ``most`` (see :meth:`Channel.share`)."""
+        return self._channel.share(most)
 
     def give_back(self, count: int) -> None:
         """``count`` more of the items got from :meth:`take` are done with: their slots may be

@@ -336,7 +336,7 @@ class ProcessHost(LocalHost):
         now, or (``wait``: it has nothing left) the first items to come, or the input's end."""
         receiver = self.receiver
         assert receiver is not None
-        most = max(1, min(most, BATCH))
+        most = receiver.share(max(1, min(most, BATCH)))
         try:
             batch = receiver.take(most) if wait else receiver.poll(most)
         except StopIteration:

@@ -414,3 +414,22 @@ def test_a_batch_delivered_at_once_wakes_as_many_waiting_consumers_as_it_has_ite
         thread.join(WAIT / 2)
         assert not thread.is_alive(), "a consumer was left waiting"
     assert sorted(got) == [1, 2]
+
+
+def test_once_the_producers_finish_a_batch_is_at_most_half_a_consumers_part_of_the_rest() -> None:
+    """share() passes ``most`` while producers run; after, what is left over 2 x consumers."""
+    channel = Channel[int](128, producers=1, consumers=2)
+    sender = channel.senders[0]
+    sender.reserve()
+    for i in range(100):
+        sender.send(i)
+    receiver = channel.receivers[0]
+    assert receiver.share(256) == 256  # the producer may still send: no end in sight
+    sender.close()
+    assert receiver.share(256) == 25  # 100 left, 2 consumers
+    assert receiver.share(10) == 10
+    assert len(receiver.take(25)) == 25
+    assert receiver.share(256) == 18  # 75 left
+    while receiver.poll(256):
+        pass
+    assert receiver.share(256) == 1  # nothing left: still at least one
