@@ -1,10 +1,10 @@
 """Process stages against ProcessPoolExecutor, measured in the same run (never run by CI).
 
 Run it with the environment ``python3 dev.py test`` makes (it has numpy):
-``.venv/bin/python benchmarks/processes.py [--quick]``. Each figure is the best of a few
-repeats, the contenders of a workload measured in interleaved rounds (this machine's speed
-drifts by 10-20% from minute to minute), each target checked against a baseline measured here
-and now:
+``.venv/bin/python benchmarks/processes.py [--quick] [--only cpu|small|arrays|death|first]``.
+Each figure is the best of a few repeats, the contenders of a workload measured in interleaved
+rounds (this machine's speed drifts by 10-20% from minute to minute), each target checked
+against a baseline measured here and now:
 
 * pure-Python CPU, 4,000 items x 0.5 ms: 2 processes vs 1 (>= 1.9x, and within 10% of half
   the single-thread time), next to ``ProcessPoolExecutor.map`` (chunked);
@@ -33,6 +33,11 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+# At the top, as a user's main module has it: the forkserver imports the main module once, so
+# every worker it starts has numpy already (imported inside a function, each worker would pay
+# about 60 ms for it at its first array).
+import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -140,8 +145,6 @@ def arrays_through(
 
 
 def big_arrays() -> None:
-    import numpy as np
-
     n, size = (10 if QUICK else 50), 40 * 10**6
     made = [np.ones(size, dtype=np.uint8) for _ in range(n)]
     premade, premade_thread, fresh, fresh_thread = rounds(
@@ -240,15 +243,23 @@ def first_pipeline() -> None:
         )
 
 
+WORKLOADS: dict[str, Callable[[], None]] = {
+    "cpu": cpu_bound,
+    "small": small_items,
+    "arrays": big_arrays,
+    "death": death,
+    "first": first_pipeline,
+}
+
+
 def main() -> None:
     multiprocessing.set_start_method("forkserver" if sys.platform == "linux" else "spawn")
-    cpu_bound()
-    small_items()
-    big_arrays()
-    death()
-    first_pipeline()
+    only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
+    for name, workload in WORKLOADS.items():
+        if only in (None, name):
+            workload()
     peer = os.environ.get("PIPELINE_LIB_PYTHON")
-    if peer:
+    if peer and only is None:
         script = str(Path(__file__).resolve().parent / "peer_pipeline_lib.py")
         args = [peer, script, *(["--quick"] if QUICK else [])]
         subprocess.run(args, check=True, env=ENV)

@@ -71,8 +71,30 @@ def context(start_method: str | None) -> BaseContext:
         # main module (multiprocessing's own default), the worker loop, and the unpickler of
         # the stage's payload.
         preload: Any = getattr(ctx, "set_forkserver_preload")  # noqa: B009 - per-context method
-        preload(["__main__", "pipeline_executor._worker", "cloudpickle"])
+        preload(
+            ["__main__", "pipeline_executor._preload", "pipeline_executor._worker", "cloudpickle"]
+        )
     return ctx
+
+
+def _ensure_forkserver() -> None:
+    """Start the forkserver, if it is not running, telling it where the main module is (see
+    ``_preload``: Python before 3.13.8 does not)."""
+    from multiprocessing import forkserver, spawn
+
+    from ._preload import VARIABLE
+
+    path = spawn.get_preparation_data("ignore").get("init_main_from_path")
+    previous = os.environ.get(VARIABLE)
+    if path is not None:
+        os.environ[VARIABLE] = path
+    try:
+        forkserver.ensure_running()
+    finally:
+        if previous is None:
+            os.environ.pop(VARIABLE, None)
+        else:
+            os.environ[VARIABLE] = previous
 
 
 @contextlib.contextmanager
@@ -197,6 +219,8 @@ class ProcessHost(LocalHost):
         self._conn, self._control, self._status = conn, control_w, status_r
         try:
             with _sigint_ignored():
+                if self._ctx.get_start_method() == "forkserver":
+                    _ensure_forkserver()
                 process.start()
         except BaseException:
             self._close_ends()  # so that a later worker's fork does not close reused numbers

@@ -43,6 +43,7 @@ ALLOWED: dict[str, set[str]] = {
     "_order": {"_channel", "_meter"},
     "_transport": set(),
     "_worker": {"_diagnose", "_errors", "_meter", "_transport"},
+    "_preload": set(),  # imported by the forkserver as it starts
     "_hosting": {"_channel", "_stages", "_state"},
     "_observe": {
         "_budget",
@@ -74,6 +75,7 @@ ALLOWED: dict[str, set[str]] = {
         "_channel",
         "_errors",
         "_hosting",
+        "_preload",
         "_stages",
         "_stats",
         "_transport",
@@ -146,6 +148,7 @@ RUNNING_TOWER = {
     "_order",
     "_transport",
     "_worker",
+    "_preload",
     "_hosting",
     "_observe",
     "_supervise",

@@ -644,3 +644,57 @@ def test_ordered_output_over_several_worker_processes_is_refused_clearly() -> No
     """Ordered output across worker processes is not supported yet: a build error says so."""
     with pytest.raises(PipelineDefinitionError, match=r"ordered output over 2 worker processes"):
         Pipeline.source(ps.numbers, n=3).map(ps.half_fail, processes=2)
+
+
+MAIN_SCRIPT = """
+import sys
+sys.path.insert(0, {root!r})
+with open({runs!r}, "a") as runs:  # once per time this module runs, with the name it runs as
+    runs.write(__name__ + "\\n")
+{extra}
+from pipeline_executor import Pipeline
+from tests import process_stages as ps
+
+if __name__ == "__main__":
+    pipeline = Pipeline.source(ps.numbers, n=100).then(ps.square, processes=2).sink(ps.total)
+    print(pipeline.run(start_method="forkserver"))
+"""
+
+
+def _run_main_script(
+    tmp_path: Path, extra: str = ""
+) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    runs = tmp_path / "runs"
+    script = tmp_path / "main_script.py"
+    root = str(Path(__file__).resolve().parent.parent)
+    script.write_text(MAIN_SCRIPT.format(root=root, runs=str(runs), extra=extra))
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=False
+    )
+    return done, runs.read_text().split()
+
+
+def test_forkserver_workers_start_with_the_main_module_imported_once_by_the_server(
+    tmp_path: Path,
+) -> None:
+    """The forkserver imports the caller's main module once, so that its workers start with
+    it (and with what it imports) instead of each running it again: CPython before 3.13.8
+    never tells the server where the main module is (gh-126631)."""
+    done, runs = _run_main_script(tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [str(sum(x * x for x in range(100)))]
+    assert runs == ["__main__", "__mp_main__"]  # the caller, then the server; no worker
+
+
+def test_a_main_module_that_fails_in_the_forkserver_fails_the_workers_start_not_the_server(
+    tmp_path: Path,
+) -> None:
+    """A main module that raises when imported by another name: the server survives it, each
+    worker then runs it itself, and the caller gets the workers' deaths, named, not a hang."""
+    extra = 'if __name__ != "__main__":\n    raise RuntimeError("only as the main module")'
+    done, runs = _run_main_script(tmp_path, extra)
+    assert done.returncode == 1
+    assert "WorkerDiedError" in done.stderr
+    assert "only as the main module" in done.stderr  # each worker's own traceback
+    assert runs[:2] == ["__main__", "__mp_main__"]
+    assert len(runs) >= 3  # and at least one worker ran it again

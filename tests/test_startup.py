@@ -56,6 +56,7 @@ NOT_IMPORTED = {
     "pipeline_executor._observe",
     "pipeline_executor._ops",
     "pipeline_executor._order",
+    "pipeline_executor._preload",
     "pipeline_executor._process",
     "pipeline_executor._progress",
     "pipeline_executor._ray",
