@@ -34,7 +34,7 @@ from ._errors import (
 )
 from ._hosting import LocalHost, Reports
 from ._stages import Role, StageSpec
-from ._stats import StageState
+from ._state import StageState
 from ._transport import Endpoint, PickleFailure
 from ._worker import BATCH, Payload, main, rebuild_exception
 

@@ -37,14 +37,11 @@ import os
 import signal
 import threading
 import time
-import traceback
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from multiprocessing.connection import Connection, wait
 from multiprocessing.reduction import ForkingPickler
 from typing import Any, cast
-
-import cloudpickle
 
 from ._diagnose import location
 from ._errors import Cancelled, ItemPickleError, RemoteStageError, raised_while_cancelled
@@ -78,20 +75,25 @@ class Payload:
 def _dumps(obj: object) -> bytes:
     """``obj`` pickled with cloudpickle, knowing multiprocessing's own reductions too (shared
     ctypes and their arenas, connections), which only its pickler has: so that a ``Value`` or
-    an ``Array`` passed as a constant travels by its shared memory while the process starts."""
+    an ``Array`` passed as a constant travels by its shared memory while the process starts.
+    (Under fork nothing is pickled: the worker inherits the payload, and cloudpickle, 11 ms of
+    imports, is not needed.)"""
+    import cloudpickle
+
+    class _Pickler(cloudpickle.Pickler):
+        def __init__(self, file: io.BytesIO, table: Mapping[Any, Any]) -> None:
+            self.dispatch_table = table  # read as the pickler is made: so set before
+            super().__init__(file)
+
     buffer = io.BytesIO()
     table = {**ForkingPickler(io.BytesIO()).dispatch_table, **cloudpickle.Pickler.dispatch_table}
     _Pickler(buffer, table).dump(obj)
     return buffer.getvalue()
 
 
-class _Pickler(cloudpickle.Pickler):
-    def __init__(self, file: io.BytesIO, table: Mapping[Any, Any]) -> None:
-        self.dispatch_table = table  # read as the pickler is made: so set before
-        super().__init__(file)
-
-
 def _load(data: bytes) -> Payload:
+    import cloudpickle
+
     return Payload(cloudpickle.loads(data))
 
 
@@ -349,6 +351,10 @@ def _close(iterator: object) -> None:
 
 
 def _send_error(exc: BaseException, stopping: bool, worker: _Worker) -> None:
+    import traceback  # lazily, as cloudpickle: only a failure needs them
+
+    import cloudpickle
+
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     try:
         # By type, args and attributes, not by calling its constructor again: a class whose
@@ -365,6 +371,8 @@ def _send_error(exc: BaseException, stopping: bool, worker: _Worker) -> None:
 
 def rebuild_exception(data: bytes) -> BaseException:
     """An exception from what :func:`_send_error` pickled: its type, args and attributes."""
+    import cloudpickle
+
     cls, args, state = cloudpickle.loads(data)
     exc: BaseException = cls.__new__(cls, *args)
     exc.args = args

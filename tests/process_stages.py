@@ -222,3 +222,11 @@ def fail_at(xs: Iterable[int], at: int) -> Iterator[int]:
         if x == at:
             raise StageError(f"item {x}", code=x)
         yield x
+
+
+def imported(xs: Iterable[int]) -> Iterator[bool]:
+    """For each item, whether this worker has imported cloudpickle."""
+    import sys
+
+    for _ in xs:
+        yield "cloudpickle" in sys.modules

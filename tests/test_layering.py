@@ -77,7 +77,7 @@ ALLOWED: dict[str, set[str]] = {
         "_hosting",
         "_preload",
         "_stages",
-        "_stats",
+        "_state",
         "_transport",
         "_worker",
     },
