@@ -17,6 +17,7 @@ import itertools
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
 from collections import deque
@@ -33,7 +34,7 @@ from ._errors import (
     WorkerDiedError,
 )
 from ._hosting import LocalHost, Reports
-from ._stages import Role, StageSpec
+from ._stages import Role, StageSpec, pickles_by_reference
 from ._state import StageState
 from ._transport import Endpoint, PickleFailure
 from ._worker import BATCH, Payload, main, rebuild_exception
@@ -68,12 +69,12 @@ def context(start_method: str | None) -> BaseContext:
     ctx = multiprocessing.get_context(method)
     if method == "forkserver":
         # The server imports these once, so that each worker it forks starts with them: the
-        # main module (multiprocessing's own default), the worker loop, and the unpickler of
-        # the stage's payload.
+        # main module (multiprocessing's own default; see _preload), the worker loop, and
+        # cloudpickle when this process needed it (a lambda, a closure, a main-module function
+        # as a stage: their payloads need it to unpickle; others need it not at all).
         preload: Any = getattr(ctx, "set_forkserver_preload")  # noqa: B009 - per-context method
-        preload(
-            ["__main__", "pipeline_executor._preload", "pipeline_executor._worker", "cloudpickle"]
-        )
+        modules = ["__main__", "pipeline_executor._preload", "pipeline_executor._worker"]
+        preload(modules + (["cloudpickle"] if "cloudpickle" in sys.modules else []))
     return ctx
 
 
@@ -196,7 +197,10 @@ class ProcessHost(LocalHost):
                 # an arena it shares with a Value or Array constant is passed once (a spawned
                 # child refuses a file descriptor passed twice).
                 self._progress,
-            )
+            ),
+            # The build found the constants plain; the function is checked again, as it may
+            # have been wrapped since (with_item_checks() wraps it in a closure).
+            by_reference=stage.by_reference and pickles_by_reference(stage.fn),
         )
         # A forked worker inherits this process's ends of every pipe: it closes them, so that
         # the end of its control pipe means the parent is gone. Others inherit nothing.

@@ -128,6 +128,9 @@ class StageSpec(Record):
         inner: for a per-item operator, the user's function it applies to each item (``fn``
             is then the operator's wrapper; ``None`` for batch, unbatch and take).
         options: the operator's options as they read in ``repr``, e.g. ``("timeout=5.0",)``.
+        by_reference: for a process stage, whether its function and constants pickle with
+            the standard pickler, naming nothing of the main module (set by the build-time
+            check): its workers then need no cloudpickle.
     """
 
     fn: Callable[..., object]
@@ -144,6 +147,7 @@ class StageSpec(Record):
     inner: Callable[..., object] | None = None
     options: tuple[str, ...] = ()
     processes: bool = False
+    by_reference: bool = False
 
     @property
     def label(self) -> str:
@@ -336,8 +340,7 @@ def make_stage(
                 f"runs on {n_threads} threads, so it has no single return value: "
                 f"annotate it '-> None' (found {found})",
             )
-    if processes is not None:
-        check_picklable(fn, label, kwargs)
+    by_reference = processes is not None and check_picklable(fn, label, kwargs)
     return StageSpec(
         fn=fn,
         role=role,
@@ -351,10 +354,11 @@ def make_stage(
         inner=user if inner is not None else None,
         options=options,
         processes=processes is not None,
+        by_reference=by_reference,
     )
 
 
-def check_picklable(fn: object, label: str, kwargs: Mapping[str, object]) -> None:
+def check_picklable(fn: object, label: str, kwargs: Mapping[str, object]) -> bool:
     """A process stage's function and constants travel to every worker: check that they pickle
     (with cloudpickle, so lambdas and closures do) before anything runs.
 
@@ -367,14 +371,20 @@ def check_picklable(fn: object, label: str, kwargs: Mapping[str, object]) -> Non
     a process is being started; they are accepted here and reach each worker as the same
     shared object.
 
+    Returns:
+        Whether all of them pickle with the standard pickler, naming nothing of the main
+        module (so that the workers need no cloudpickle).
+
     Raises:
         PipelineDefinitionError: naming the stage and what does not pickle.
     """
     named: list[tuple[str, object]] = [("the stage function", fn)]
     named += [(f"constant {key!r}", value) for key, value in kwargs.items()]
+    by_reference = True
     for what, value in named:
-        if _pickles_by_reference(value):
+        if pickles_by_reference(value):
             continue
+        by_reference = False
         import cloudpickle  # lazily: only what the standard pickler does not take needs it
 
         try:
@@ -385,9 +395,10 @@ def check_picklable(fn: object, label: str, kwargs: Mapping[str, object]) -> Non
             raise _unpicklable(label, what, value, exc) from exc
         except Exception as exc:
             raise _unpicklable(label, what, value, exc) from exc
+    return by_reference
 
 
-def _pickles_by_reference(value: object) -> bool:
+def pickles_by_reference(value: object) -> bool:
     """Whether the standard pickler takes ``value`` without naming the main module (whose
     functions and classes cloudpickle pickles by value instead, globals and all)."""
     import pickle

@@ -61,14 +61,19 @@ TARGET = 0.02
 
 
 class Payload:
-    """What a worker runs, pickled with cloudpickle inside multiprocessing's own pickling of
-    the process, so that lambdas travel and multiprocessing objects passed as constants
-    (``Lock``, ``Queue``, ``Event``) reach the worker as the same shared object."""
+    """What a worker runs, pickled inside multiprocessing's own pickling of the process, so
+    that multiprocessing objects passed as constants (``Lock``, ``Queue``, ``Event``) reach the
+    worker as the same shared object. ``by_reference``: the standard pickler takes it all (as
+    the build-time check found), so it goes as it is and the worker imports no cloudpickle;
+    otherwise it is pickled with cloudpickle, so that lambdas and closures travel."""
 
-    def __init__(self, obj: object) -> None:
+    def __init__(self, obj: object, by_reference: bool = False) -> None:
         self.obj = obj
+        self.by_reference = by_reference
 
-    def __reduce__(self) -> tuple[Any, tuple[bytes]]:
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        if self.by_reference:
+            return (Payload, (self.obj,))
         return (_load, (_dumps(self.obj),))
 
 

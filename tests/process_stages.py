@@ -230,3 +230,9 @@ def imported(xs: Iterable[int]) -> Iterator[bool]:
 
     for _ in xs:
         yield "cloudpickle" in sys.modules
+
+
+def lying(xs: Iterable[int]) -> Iterator[int]:
+    """Declares int, yields a str for item 3."""
+    for x in xs:
+        yield "three" if x == 3 else x  # type: ignore[misc]

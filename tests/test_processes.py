@@ -22,6 +22,7 @@ from pipeline_executor import (
     Monitor,
     Pipeline,
     PipelineDefinitionError,
+    PipelineTypeError,
     WorkerDiedError,
 )
 from tests import process_stages as ps
@@ -305,9 +306,20 @@ def test_a_main_module_stage_with_an_unpicklable_global_is_rejected_when_built()
     assert "lock" in out
 
 
-def test_a_first_fork_pipeline_does_not_import_cloudpickle() -> None:
-    """Under fork nothing is pickled, so a pipeline of module-level functions never imports
-    cloudpickle (11 ms of a first pipeline's start, here) in the caller, nor in its workers."""
+@pytest.mark.parametrize("method", METHODS)
+def test_item_checks_run_in_the_worker_under_every_start_method(method: str) -> None:
+    """with_item_checks() wraps a process stage's function in a closure: it still travels
+    (by cloudpickle), and the check runs in the worker, naming the stage."""
+    pipeline = Pipeline.source(ps.numbers, n=10).then(ps.lying, processes=1).with_item_checks()
+    with pytest.raises(PipelineTypeError, match=r"stage 2 'lying'.*type str"):
+        list(pipeline.iter(start_method=method))
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_module_level_stages_need_no_cloudpickle(method: str) -> None:
+    """A stage of module-level functions and plain constants pickles with the standard
+    pickler, so neither the caller nor its workers import cloudpickle (about 11 ms of a first
+    pipeline's start here): under fork nothing is pickled at all."""
     out = run_fresh(
         f"""
         import sys
@@ -315,9 +327,10 @@ def test_a_first_fork_pipeline_does_not_import_cloudpickle() -> None:
         from pipeline_executor import Pipeline
         from tests import process_stages as ps
 
-        pipeline = Pipeline.source(ps.numbers, n=50).then(ps.imported, processes=2)
-        seen = set(pipeline.iter(start_method="fork"))
-        print(sorted(seen), "cloudpickle" in sys.modules)
+        if __name__ == "__main__":
+            pipeline = Pipeline.source(ps.numbers, n=50).then(ps.imported, processes=2)
+            seen = set(pipeline.iter(start_method={method!r}))
+            print(sorted(seen), "cloudpickle" in sys.modules)
         """
     )
     assert out == "[False] False"
