@@ -56,6 +56,13 @@ __all__ = [
 GRACE_PERIOD = 1.0
 """Seconds a stopped pipeline waits for its hosts before giving up the ones still running."""
 
+SIGNAL_POLL = 0.1
+"""Seconds the caller's thread blocks at most, at once, inside a run. CPython runs a signal's
+handler in the main thread, between bytecodes, and a blocked wait is woken only by a signal
+that lands on that thread while it blocks: one that lands on another thread, or just before
+the wait begins, would otherwise go unheard until the wait ends (for an endless source,
+never), whether the handler is ours (Ctrl-C) or the application's own."""
+
 
 class RunOptions(Record):
     """What a caller chose for one run.
@@ -376,10 +383,11 @@ class Supervisor:
     def wait(self, inactivity_timeout: float | None) -> None:
         """Wait until the last stage has finished or the pipeline is stopping."""
         if inactivity_timeout is None:
-            self._last_stage_done.wait()
+            while not self._last_stage_done.wait(SIGNAL_POLL):
+                pass  # a signal's handler runs here (see SIGNAL_POLL)
             return
         watchdog = _Watchdog(inactivity_timeout, self.wiring.links)
-        while not self._last_stage_done.wait(watchdog.interval):
+        while not self._last_stage_done.wait(min(watchdog.interval, SIGNAL_POLL)):
             if watchdog.stalled():
                 self.stall(inactivity_timeout)
 
@@ -545,9 +553,10 @@ def iterate(stages: Sequence[StageSpec], engine: Engine, options: RunOptions) ->
     output = supervisor.wiring.output
     assert output is not None, "iterate() needs a pipeline without a sink"
     watchdog = None
+    output.timeout = SIGNAL_POLL
     if options.inactivity_timeout is not None:
         watchdog = _Watchdog(options.inactivity_timeout, supervisor.wiring.links)
-        output.timeout = watchdog.interval
+        output.timeout = min(watchdog.interval, SIGNAL_POLL)
     completed = False
     interrupted: BaseException | None = None
     with signals_as_stop() as signals:
@@ -631,7 +640,7 @@ def _receive(
             yield item
             del item  # the next item is asked for: this one is no longer held
             continue
-        assert watchdog is not None
-        if watchdog.stalled():
+        # A wait is at most SIGNAL_POLL long, so that a signal's handler runs between two.
+        if watchdog is not None and watchdog.stalled():
             supervisor.stall(watchdog.timeout)
             return

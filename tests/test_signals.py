@@ -316,3 +316,66 @@ def test_an_applications_own_sigint_handler_is_left_alone() -> None:
             assert signal.SIGINT not in signals.handled
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+LATE_SIGNAL = """
+import os, signal, threading
+
+# The signal lands on a helper thread while the caller's thread is blocked in the run: CPython
+# then only sets a flag, and the caller's thread runs the handler when it next wakes.
+go = threading.Event()
+
+def send_late():
+    go.wait()
+    main = threading.main_thread().ident
+    while sys._current_frames()[main].f_code.co_name != "wait":  # until it blocks in a wait
+        go.wait(0.001)
+    os.kill(os.getpid(), signal.{signal})
+
+threading.Thread(target=send_late, daemon=True).start()
+signal.pthread_sigmask(signal.SIG_BLOCK, {{signal.{signal}}})  # the helper alone takes it
+
+def trigger(xs):
+    for x in xs:
+        if x == 20000:  # well after the caller's thread began to wait
+            go.set()
+        if x < 20000:  # then nothing more: the caller's thread waits, on run() and on a loop
+            yield x
+{handler}
+try:
+    {body}
+except KeyboardInterrupt:
+    note("interrupted")
+    sys.exit(7)
+"""
+
+
+@pytest.mark.parametrize("how", ["run", "iterate"])
+@pytest.mark.parametrize("whose", ["ours", "the application's"])
+def test_a_signal_that_lands_on_another_thread_still_stops_the_run(
+    tmp_path: Path, how: str, whose: str
+) -> None:
+    """A Ctrl-C (our handler) or a SIGTERM (the application's own handler) taken by another
+    thread while the caller's thread waits in the run is handled within a wait's slice, not
+    left pending until the pipeline ends (here: never)."""
+    handler = (
+        ""
+        if whose == "ours"
+        else 'def handler(signum, frame):\n    note("own handler")\n    raise KeyboardInterrupt\n'
+        "signal.signal(signal.SIGTERM, handler)\n"
+    )
+    body = {
+        "run": "Pipeline.source(endless).then(trigger).then(work).sink(total).run()",
+        "iterate": "for _ in Pipeline.source(endless).then(trigger).then(work):\n        pass",
+    }[how]
+    script = LATE_SIGNAL.format(
+        signal="SIGINT" if whose == "ours" else "SIGTERM", handler=handler, body=body
+    )
+    process, log = start(tmp_path, script)
+    wait_ready(process)
+    returncode, stderr = finish(process)
+    assert returncode == 7, stderr
+    lines = log.read_text().splitlines()
+    assert "interrupted" in lines
+    assert {"source finally", "work finally"} <= set(lines)
+    assert ("own handler" in lines) == (whose != "ours")
