@@ -32,6 +32,7 @@ __all__ = [
     "check_count",
     "make_stage",
     "option_names",
+    "pickles_by_reference",
     "returns_none",
     "short_repr",
     "stage_label",
