@@ -17,7 +17,6 @@ import itertools
 import multiprocessing
 import os
 import signal
-import sys
 import threading
 import time
 from collections import deque
@@ -70,11 +69,15 @@ def context(start_method: str | None) -> BaseContext:
     if method == "forkserver":
         # The server imports these once, so that each worker it forks starts with them: the
         # main module (multiprocessing's own default; see _preload), the worker loop, and
-        # cloudpickle when this process needed it (a lambda, a closure, a main-module function
-        # as a stage: their payloads need it to unpickle; others need it not at all).
+        # cloudpickle, which the payload of a stage that is a lambda, a closure or a function
+        # of the main module, or has multiprocessing objects as constants, needs to unpickle.
+        # (Preloaded only when this process had imported it, a later such stage's every
+        # worker imported it as it started: a worker that died then waited up to 97 ms for
+        # its sibling still booting, instead of 15.)
         preload: Any = getattr(ctx, "set_forkserver_preload")  # noqa: B009 - per-context method
-        modules = ["__main__", "pipeline_executor._preload", "pipeline_executor._worker"]
-        preload(modules + (["cloudpickle"] if "cloudpickle" in sys.modules else []))
+        preload(
+            ["__main__", "pipeline_executor._preload", "pipeline_executor._worker", "cloudpickle"]
+        )
     return ctx
 
 
