@@ -254,6 +254,11 @@ WORKLOADS: dict[str, Callable[[], None]] = {
 
 def main() -> None:
     multiprocessing.set_start_method("forkserver" if sys.platform == "linux" else "spawn")
+    # One forkserver serves the whole run, and whoever starts it chooses what it preloads. The
+    # executor's pool, started first, would leave out this module, so that every worker of
+    # ours (and of the executor) imported it, numpy included, as it started: a worker's death
+    # then waited on its sibling, still booting. Start it as a user's first pipeline does.
+    Pipeline.source(numbers, n=1).then(add_one_stage, processes=1).sink(consume).run()
     only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
     for name, workload in WORKLOADS.items():
         if only in (None, name):
