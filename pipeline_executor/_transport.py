@@ -188,7 +188,11 @@ def _copy(mapping: mmap.mmap, address: int, raw: memoryview) -> None:
         args=(address + half, source + half, size - half),
         name="pipeline-copy",
     )
-    helper.start()
+    try:
+        helper.start()
+    except RuntimeError:  # "can't start new thread": the whole copy on this one
+        ctypes.memmove(address, source, size)
+        return
     try:
         ctypes.memmove(address, source, half)
     finally:

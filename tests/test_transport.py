@@ -90,3 +90,35 @@ def test_a_buffer_passed_back_returns_as_a_view_of_the_senders_own_segment() -> 
         receiver.close()
         ours.close()
         theirs.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "memfd_create"), reason="shared memory needs memfd (Linux)")
+def test_a_large_copy_is_whole_when_no_helper_thread_can_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Where the process can start no more threads, a copy that would be split between two
+    is made whole on the sending thread: the array still arrives intact."""
+    np: Any = pytest.importorskip("numpy")
+    import threading
+
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    ours, theirs = multiprocessing.Pipe(duplex=True)
+    sender, receiver = Endpoint(ours), Endpoint(theirs)
+    try:
+        random = np.random.default_rng(7)
+        first = random.integers(0, 256, 9 << 20, dtype=np.uint8)
+        del _cross(sender, receiver, [first])[0]  # fills a new segment (no copy thread)
+        receiver.send(("ack",))
+        assert sender.receive() == ("ack",)
+        monkeypatch.setattr(threading.Thread, "start", refuse)
+        second = random.integers(0, 256, 9 << 20, dtype=np.uint8)
+        (got,) = _cross(sender, receiver, [second])  # into the reused one: split, refused
+        assert bool((got == second).all())
+    finally:
+        monkeypatch.undo()
+        sender.close()
+        receiver.close()
+        ours.close()
+        theirs.close()
