@@ -27,6 +27,7 @@ from benchmarks.workloads import (  # noqa: E402
     die_at,
     listed,
     numbers,
+    rounds,
     spin_stage,
     touch,
 )
@@ -42,12 +43,8 @@ MODE = "process-fork"  # its fastest process mode
 
 
 def best(fn: Callable[[], object]) -> float:
-    times: list[float] = []
-    for _ in range(REPEATS):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return min(times)
+    """``fn``'s best time over :data:`REPEATS` runs."""
+    return rounds(REPEATS, fn)[0]
 
 
 def run(tasks: list[Any], mode: str = MODE) -> None:

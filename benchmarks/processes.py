@@ -50,6 +50,7 @@ from benchmarks.workloads import (  # noqa: E402
     die_at,
     listed,
     numbers,
+    rounds,
     spin,
     spin_stage,
     touch,
@@ -58,21 +59,6 @@ from pipeline_executor import Pipeline, WorkerDiedError  # noqa: E402
 
 QUICK = "--quick" in sys.argv
 REPEATS = 1 if QUICK else 5
-
-
-def timed(fn: Callable[[], object]) -> float:
-    started = time.perf_counter()
-    fn()
-    return time.perf_counter() - started
-
-
-def rounds(*contenders: Callable[[], object]) -> list[float]:
-    """Each contender's best time over :data:`REPEATS` rounds, one run of each per round."""
-    times: list[list[float]] = [[] for _ in contenders]
-    for _ in range(REPEATS):
-        for fn, runs in zip(contenders, times, strict=True):
-            runs.append(timed(fn))
-    return [min(runs) for runs in times]
 
 
 def spin_range(start: int, stop: int) -> None:
@@ -98,6 +84,7 @@ def cpu_bound() -> None:
     with concurrent.futures.ProcessPoolExecutor(2) as pool:
         list(pool.map(spin, range(10)))  # warm the pool
         single, one, two, executor, bare = rounds(
+            REPEATS,
             lambda: [spin(i) for i in range(n)],
             lambda: Pipeline.source(numbers, n=n).then(spin_stage, processes=1).sink(consume).run(),
             lambda: Pipeline.source(numbers, n=n).then(spin_stage, processes=2).sink(consume).run(),
@@ -121,6 +108,7 @@ def small_items() -> None:
     with concurrent.futures.ProcessPoolExecutor(2) as pool:
         list(pool.map(add_one, range(10)))
         ours, executor = rounds(
+            REPEATS,
             lambda: (
                 Pipeline.source(numbers, n=n).then(add_one_stage, processes=2).sink(consume).run()
             ),
@@ -148,6 +136,7 @@ def big_arrays() -> None:
     n, size = (10 if QUICK else 50), 40 * 10**6
     made = [np.ones(size, dtype=np.uint8) for _ in range(n)]
     premade, premade_thread, fresh, fresh_thread = rounds(
+        REPEATS,
         lambda: arrays_through(listed, 1, items=made),
         lambda: arrays_through(listed, None, items=made),
         lambda: arrays_through(arrays, 1, n=n, size=size),

@@ -1,13 +1,13 @@
 """The stage functions the benchmarks share: plain generators, at module level so that they
 pickle under every start method, and free of any pipeline library, so that a peer's
-benchmark (``peer_pipeline_lib.py``) runs the very same work."""
+benchmark (``peer_pipeline_lib.py``) runs the very same work; and how both time it."""
 
 from __future__ import annotations
 
 import os
 import signal
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 
@@ -68,3 +68,15 @@ def die_at(xs: Iterable[int], at: int, when: Any) -> Iterator[int]:
             when.value = time.monotonic()
             os.kill(os.getpid(), signal.SIGKILL)
         yield x
+
+
+def rounds(repeats: int, *contenders: Callable[[], object]) -> list[float]:
+    """Each contender's best time (seconds) over ``repeats`` rounds, one run of each per
+    round, so that a drift of the machine's speed reaches every contender alike."""
+    times: list[list[float]] = [[] for _ in contenders]
+    for _ in range(repeats):
+        for fn, runs in zip(contenders, times, strict=True):
+            started = time.perf_counter()
+            fn()
+            runs.append(time.perf_counter() - started)
+    return [min(runs) for runs in times]
