@@ -14,16 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import multiprocessing
 import os
 import signal
 import threading
 import time
 from collections import deque
 from collections.abc import Generator
-from multiprocessing.connection import wait
-from multiprocessing.context import BaseContext
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._channel import Activity, Receiver, Sender
 from ._errors import (
@@ -33,12 +30,16 @@ from ._errors import (
     WorkerDiedError,
 )
 from ._hosting import LocalHost, Reports
+from ._pipes import Conn, ForkProcess, SharedCount, pipe, wait
 from ._stages import Role, StageSpec, pickles_by_reference
 from ._state import StageState
 from ._transport import Endpoint, PickleFailure
 from ._worker import BATCH, Payload, main, rebuild_exception
 
-__all__ = ["ProcessHost", "context"]
+if TYPE_CHECKING:
+    from multiprocessing.context import BaseContext
+
+__all__ = ["Launcher", "ProcessHost", "context"]
 
 _PARENT_FDS: set[int] = set()
 """This process's ends of every worker's pipes: a forked worker closes them all, so that only
@@ -49,15 +50,46 @@ _runs = itertools.count()
 
 def default_start_method() -> str:
     """forkserver where it exists (safe while threads run), spawn elsewhere."""
+    import multiprocessing
+
     return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
 
 
-def context(start_method: str | None) -> BaseContext:
-    """The multiprocessing context of ``start_method`` (``None``: the safe default).
+class Launcher:
+    """How a run's worker processes start: forked by :class:`ForkProcess` (the fork method:
+    multiprocessing is not even imported), or by multiprocessing's context of the method."""
+
+    def __init__(self, method: str, ctx: BaseContext | None) -> None:
+        self.method = method
+        self._ctx = ctx
+
+    def __repr__(self) -> str:
+        return f"Launcher({self.method!r})"
+
+    def count(self) -> Any:
+        """A count shared with a worker (``.value``), to pass in its payload."""
+        if self._ctx is None:
+            return SharedCount()
+        return self._ctx.RawValue("q", 0)
+
+    def process(self, target: Any, args: tuple[Any, ...], name: str) -> Any:
+        """A worker process, not started, running ``target(*args)``."""
+        if self._ctx is None:
+            return ForkProcess(target, args, name)
+        make: Any = getattr(self._ctx, "Process")  # noqa: B009 - BaseContext does not declare it
+        return make(target=target, args=args, name=name, daemon=True)
+
+
+def context(start_method: str | None) -> Launcher:
+    """How workers start under ``start_method`` (``None``: the safe default).
 
     Raises:
         PipelineDefinitionError: an unknown or unavailable start method.
     """
+    if start_method == "fork" and hasattr(os, "fork"):
+        return Launcher("fork", None)
+    import multiprocessing
+
     method = default_start_method() if start_method is None else start_method
     if method not in multiprocessing.get_all_start_methods():
         raise PipelineDefinitionError(
@@ -78,7 +110,7 @@ def context(start_method: str | None) -> BaseContext:
         preload(
             ["__main__", "pipeline_executor._preload", "pipeline_executor._worker", "cloudpickle"]
         )
-    return ctx
+    return Launcher(method, ctx)
 
 
 def _ensure_forkserver() -> None:
@@ -147,16 +179,15 @@ class ProcessHost(LocalHost):
         index: int,
         receiver: Receiver[object] | None,
         sender: Sender[object] | None,
-        ctx: BaseContext,
+        launcher: Launcher,
     ) -> None:
         super().__init__(supervisor, stage, index, receiver, sender)
-        self._ctx = ctx
+        self._launcher = launcher
         self._process: Any = None
-        # multiprocessing's Connection types differ per platform: typed loosely here.
-        self._conn: Any = None
+        self._conn: Conn | None = None
         self._endpoint: Endpoint | None = None
-        self._control: Any = None
-        self._status: Any = None
+        self._control: Conn | None = None
+        self._status: Conn | None = None
         self._status_lock = threading.Lock()
         self._wake_r, self._wake_w = os.pipe()
         self._cancelled = False
@@ -164,7 +195,7 @@ class ProcessHost(LocalHost):
         self._cpu: float | None = None
         # The same count, written by the worker as it takes each item (a plain shared int,
         # no lock): what a dead worker was on.
-        self._progress: Any = ctx.RawValue("q", 0)
+        self._progress: Any = launcher.count()
         # What went to the worker and is not done with: (position of its first item, batch).
         self._batches: deque[tuple[int, list[object]]] = deque()
         self._sent = 0  # items passed to the worker
@@ -181,9 +212,9 @@ class ProcessHost(LocalHost):
     def prepare(self) -> None:
         """Start the worker process (before any thread of the run: see ``Host.prepare``)."""
         stage = self.stage
-        conn, child_conn = self._ctx.Pipe(duplex=True)
-        control_r, control_w = self._ctx.Pipe(duplex=False)
-        status_r, status_w = self._ctx.Pipe(duplex=False)
+        conn, child_conn = pipe(duplex=True)
+        control_r, control_w = pipe(duplex=False)
+        status_r, status_w = pipe(duplex=False)
         mine = (conn.fileno(), control_w.fileno(), status_r.fileno(), self._wake_r, self._wake_w)
         _PARENT_FDS.update(mine)
         payload = Payload(
@@ -207,26 +238,16 @@ class ProcessHost(LocalHost):
         )
         # A forked worker inherits this process's ends of every pipe: it closes them, so that
         # the end of its control pipe means the parent is gone. Others inherit nothing.
-        forked = self._ctx.get_start_method() == "fork"
+        forked = self._launcher.method == "fork"
         inherited = tuple(_PARENT_FDS) if forked else ()
-        make: Any = getattr(self._ctx, "Process")  # noqa: B009 - BaseContext does not declare it
-        process: Any = make(
-            target=main,
-            args=(
-                child_conn,
-                control_r,
-                status_w,
-                payload,
-                inherited,
-            ),
-            name=self.name,
-            daemon=True,
+        process = self._launcher.process(
+            main, (child_conn, control_r, status_w, payload, inherited), self.name
         )
         self._process = process
         self._conn, self._control, self._status = conn, control_w, status_r
         try:
             with _sigint_ignored():
-                if self._ctx.get_start_method() == "forkserver":
+                if self._launcher.method == "forkserver":
                     _ensure_forkserver()
                 process.start()
         except BaseException:
@@ -294,7 +315,7 @@ class ProcessHost(LocalHost):
                     status.recv_bytes()
                 self._tell(b"w")
                 if status.poll(0.5):
-                    answer: bytes = status.recv_bytes()
+                    answer = status.recv_bytes()
                     where = answer.decode()
                     return f"inside its own code at {where}"
             except (EOFError, OSError):

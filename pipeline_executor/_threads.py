@@ -28,9 +28,8 @@ from ._state import StageState
 from ._supervise import Host, RunOptions, Supervisor, Wiring
 
 if TYPE_CHECKING:
-    from multiprocessing.context import BaseContext
-
     from ._budget import Budget
+    from ._process import Launcher
     from ._stats import MemoryStatistics
 
 __all__ = ["LOCAL", "LocalEngine", "ThreadHost"]
@@ -156,9 +155,9 @@ class LocalEngine:
         links: list[Channel[object]] = []
         outputs: dict[int, Channel[object]] = {}
         hosts: list[Host] = []
-        ctx: BaseContext | None = None
+        launcher: Launcher | None = None
         if any(stage.processes for stage in stages):
-            ctx = _process().context(options.start_method)
+            launcher = _process().context(options.start_method)
         budget = options.memory_budget if options.memory_budget is not None else run_budget(None)
         shares = split_budget(budget, [stage.buffer for stage in stages])
         rss_started = peak_rss()
@@ -184,8 +183,8 @@ class LocalEngine:
                 receiver = inputs[i] if inputs else None
                 sender = out.senders[i] if out is not None else None
                 if stage.processes:
-                    assert ctx is not None
-                    host = _process().ProcessHost(supervisor, stage, i, receiver, sender, ctx)
+                    assert launcher is not None
+                    host = _process().ProcessHost(supervisor, stage, i, receiver, sender, launcher)
                     hosts.append(host)
                 else:
                     hosts.append(ThreadHost(supervisor, stage, i, receiver, sender))

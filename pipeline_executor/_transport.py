@@ -20,16 +20,15 @@ cloudpickle.
 
 from __future__ import annotations
 
-import ctypes
 import mmap
 import os
 import pickle
-import socket
 import threading
 import weakref
 from collections import deque
-from multiprocessing.reduction import recvfds, sendfds
 from typing import Any
+
+from ._pipes import Conn
 
 __all__ = ["SHARED_AT", "Endpoint", "PickleFailure"]
 
@@ -150,6 +149,8 @@ def _address(view: memoryview) -> int | None:
     """Where a writable buffer's memory starts (``None`` for a read-only one)."""
     if view.readonly:
         return None
+    import ctypes  # lazily: only large buffers need it (2 ms of a first pipeline's start)
+
     probe = ctypes.c_char.from_buffer(view)
     try:
         return ctypes.addressof(probe)
@@ -179,6 +180,8 @@ def _copy(mapping: mmap.mmap, address: int, raw: memoryview) -> None:
     if source is None:  # read-only: no address to copy from, so under the GIL
         mapping[:size] = raw
         return
+    import ctypes
+
     if size < _SPLIT_AT or not _two_cpus():
         ctypes.memmove(address, source, size)
         return
@@ -203,9 +206,8 @@ class Endpoint:
     """One side of a worker's pipe: sends and receives batches, and messages that carry
     the ids of the peer's segments whose last view here has died."""
 
-    def __init__(self, conn: Any) -> None:
+    def __init__(self, conn: Conn) -> None:
         self._conn = conn
-        self._sock = socket.socket(fileno=os.dup(conn.fileno())) if _SHARED else None
         self._arena = _Arena()
         self._peer_fds: dict[int, int] = {}  # the peer's segment id -> our descriptor of it
         # The peer's segments mapped here, by id: (start address, size, the mapping).
@@ -261,8 +263,7 @@ class Endpoint:
             descriptors.append((where, segment_id, offset, size))
         self.send((*header, descriptors, len(new)))
         if new:
-            assert self._sock is not None
-            sendfds(self._sock, [segment.fd for segment in new])
+            self._conn.send_fds([segment.fd for segment in new])
             for segment in new:
                 segment.sent = True
         self._conn.send_bytes(data)
@@ -296,15 +297,14 @@ class Endpoint:
         placed: list[tuple[str, int, int, int]] = message[-2]
         count: int = message[-1]
         if count:
-            assert self._sock is not None
-            fds = recvfds(self._sock, count)
+            fds = self._conn.recv_fds(count)
             new = [p for p in placed if p[0] == "new"]
             for (_, segment_id, _, _), fd in zip(new, fds, strict=True):
                 old = self._peer_fds.pop(segment_id, None)
                 if old is not None:
                     os.close(old)
                 self._peer_fds[segment_id] = fd
-        data: bytes = self._conn.recv_bytes()
+        data = self._conn.recv_bytes()
         buffers = [self._view(*p) for p in placed]
         items: list[Any] = pickle.loads(data, buffers=buffers)
         return items
@@ -372,8 +372,6 @@ class Endpoint:
         for fd in self._peer_fds.values():
             os.close(fd)
         self._peer_fds.clear()
-        if self._sock is not None:
-            self._sock.close()
 
 
 def _with_segments(

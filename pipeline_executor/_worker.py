@@ -39,13 +39,12 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
-from multiprocessing.connection import Connection, wait
-from multiprocessing.reduction import ForkingPickler
 from typing import Any, cast
 
 from ._diagnose import location
 from ._errors import Cancelled, ItemPickleError, RemoteStageError, raised_while_cancelled
 from ._meter import ItemCounters, Meter
+from ._pipes import Conn, wait
 from ._transport import Endpoint, PickleFailure
 
 __all__ = ["BATCH", "LINGER", "TARGET", "Payload", "main", "rebuild_exception"]
@@ -83,6 +82,8 @@ def _dumps(obj: object) -> bytes:
     an ``Array`` passed as a constant travels by its shared memory while the process starts.
     (Under fork nothing is pickled: the worker inherits the payload, and cloudpickle, 11 ms of
     imports, is not needed.)"""
+    from multiprocessing.reduction import ForkingPickler
+
     import cloudpickle
 
     class _Pickler(cloudpickle.Pickler):
@@ -109,9 +110,9 @@ class _Stop(Exception):
 class _Worker:
     def __init__(
         self,
-        conn: Connection,
-        control: Connection,
-        status: Connection,
+        conn: Conn,
+        control: Conn,
+        status: Conn,
         title: str,
         progress: Any,
     ) -> None:
@@ -146,7 +147,7 @@ class _Worker:
     def watch_control(self) -> None:
         while True:
             try:
-                request = self.control.recv_bytes()
+                request = bytes(self.control.recv_bytes())
             except (EOFError, OSError):
                 os._exit(1)  # the parent is gone: nobody will read what we make
             if request == b"s":
@@ -276,9 +277,9 @@ class _Input(Iterator[object]):
 
 
 def main(
-    conn: Connection,
-    control: Connection,
-    status: Connection,
+    conn: Conn,
+    control: Conn,
+    status: Conn,
     payload: Payload,
     close_fds: tuple[int, ...],
 ) -> None:

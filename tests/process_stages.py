@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import time
@@ -79,6 +78,8 @@ def misbehave(behaviour: str) -> None:
     if behaviour == "sigkill":
         os.kill(os.getpid(), signal.SIGKILL)
     if behaviour == "segfault":
+        import ctypes  # here: a test of what a first pipeline imports uses this module
+
         ctypes.string_at(0)
 
 
@@ -187,6 +188,30 @@ def into_shared(xs: Iterable[int], value: Any, array: Any, queue: Any) -> Iterat
         value.value += 1
         array[x] = x
         queue.put(x)
+        yield x
+
+
+def starts_a_process(xs: Iterable[int]) -> Iterator[int]:
+    """Starts a multiprocessing process (which a worker, daemonic, may not), then passes
+    items on."""
+    import multiprocessing
+
+    multiprocessing.Process(target=os.getpid).start()
+    yield from xs
+
+
+def reads_stdin(xs: Iterable[int]) -> Iterator[str]:
+    """What the worker's standard input holds, once per item."""
+    import sys
+
+    for _ in xs:
+        yield sys.stdin.read()
+
+
+def prints(xs: Iterable[int]) -> Iterator[int]:
+    """Prints each item, without a newline or a flush, and passes it on."""
+    for x in xs:
+        print(f"<{x}>", end="")
         yield x
 
 

@@ -41,8 +41,10 @@ ALLOWED: dict[str, set[str]] = {
     # the per-item operators' bodies, and ordered output (hosted by any engine)
     "_ops": {"_diagnose", "_meter"},
     "_order": {"_channel", "_meter"},
-    "_transport": set(),
-    "_worker": {"_diagnose", "_errors", "_meter", "_transport"},
+    # a worker's pipes and fork workers, then what crosses them
+    "_pipes": set(),
+    "_transport": {"_pipes"},
+    "_worker": {"_diagnose", "_errors", "_meter", "_pipes", "_transport"},
     "_preload": set(),  # imported by the forkserver as it starts
     "_hosting": {"_channel", "_stages", "_state"},
     "_observe": {
@@ -75,6 +77,7 @@ ALLOWED: dict[str, set[str]] = {
         "_channel",
         "_errors",
         "_hosting",
+        "_pipes",
         "_preload",
         "_stages",
         "_state",
@@ -146,6 +149,7 @@ RUNNING_TOWER = {
     "_diagnose",
     "_ops",
     "_order",
+    "_pipes",
     "_transport",
     "_worker",
     "_preload",

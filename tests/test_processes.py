@@ -371,6 +371,65 @@ def test_multiprocessing_value_array_and_queue_constants_are_shared(method: str)
     assert [queue.get(timeout=WAIT) for _ in range(3)] == [0, 1, 2]
 
 
+@pytest.mark.parametrize("method", METHODS)
+def test_a_queue_the_caller_used_before_still_reaches_the_worker(method: str) -> None:
+    """A Queue the caller put into before the run (its feeder thread running) is usable in
+    the worker: what the worker puts reaches the caller, after what the caller put."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context(method)
+    value, array, queue = ctx.Value("q", 0), ctx.Array("q", 3), ctx.Queue()
+    queue.put("before")
+    assert queue.get(timeout=WAIT) == "before"  # the feeder thread has started, and sent it
+    queue.put("again")
+    pipeline = Pipeline.source(ps.numbers, n=3).then(
+        ps.into_shared, processes=1, value=value, array=array, queue=queue
+    )
+    assert list(pipeline.iter(start_method=method)) == [0, 1, 2]
+    assert [queue.get(timeout=WAIT) for _ in range(4)] == ["again", 0, 1, 2]
+    queue.close()
+    queue.join_thread()  # the caller's feeder thread ends with the test
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_worker_may_not_start_processes_of_its_own(method: str) -> None:
+    """A worker is daemonic under every start method, as multiprocessing's workers are: a
+    stage that starts a multiprocessing process gets multiprocessing's own refusal."""
+    pipeline = Pipeline.source(ps.numbers, n=3).then(ps.starts_a_process, processes=1)
+    with pytest.raises(AssertionError, match="daemonic processes are not allowed to have"):
+        list(pipeline.iter(start_method=method))
+
+
+STDIO = """
+import sys
+sys.path.insert(0, {root!r})
+from pipeline_executor import Pipeline
+from tests import process_stages as ps
+if __name__ == "__main__":
+    pipeline = Pipeline.source(ps.numbers, n=3).then(ps.{stage}, processes=1)
+    result = list(pipeline.iter(start_method={method!r}))
+    print("|", result, sep="")
+"""
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_workers_stdin_is_empty_and_its_output_is_flushed_as_it_ends(method: str) -> None:
+    """A worker reads nothing of the caller's standard input (it has /dev/null), and what it
+    printed without a flush reaches the caller's output when it ends."""
+    root = str(Path(__file__).resolve().parent.parent)
+    for stage, expected in (("reads_stdin", "|['', '', '']"), ("prints", "<0><1><2>|[0, 1, 2]")):
+        out = subprocess.run(
+            [sys.executable, "-c", STDIO.format(root=root, stage=stage, method=method)],
+            input="typed by the user\n",
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == expected
+
+
 def test_a_worker_that_cannot_start_raises_why() -> None:
     """A worker whose start fails (a constant that will not pickle then) raises that error,
     not an internal one from cleaning up a process that never ran."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import textwrap
+from pathlib import Path
 
 from tests.fresh import run_fresh
 
@@ -76,6 +77,42 @@ def test_a_first_run_imports_nothing_it_does_not_need() -> None:
     """A first plain run imports none of the heavy, optional or other-feature modules."""
     check = f"print(sorted({sorted(NOT_IMPORTED)!r} & sys.modules.keys()))"
     out = run_fresh(textwrap.dedent(FIRST_RUN) + check)
+    assert out == "[]"
+
+
+FORK_RUN = """
+    import sys
+    sys.path.insert(0, {root!r})
+    from pipeline_executor import Pipeline
+    from tests.process_stages import numbers, square, total
+
+    if __name__ == "__main__":
+        pipeline = Pipeline.source(numbers, n=100).then(square, processes=2).sink(total)
+        assert pipeline.run(start_method="fork") == sum(x * x for x in range(100))
+"""
+
+NOT_IMPORTED_BY_FORK = {
+    # multiprocessing and what it imports (13-16 ms of a first fork pipeline's 20 here)
+    "multiprocessing",
+    "socket",
+    "selectors",
+    "tempfile",
+    "shutil",
+    "subprocess",
+    # what only large buffers (ctypes) or a failure (traceback) need
+    "ctypes",
+    "traceback",
+    "cloudpickle",
+}
+
+
+def test_a_first_fork_pipeline_imports_no_multiprocessing() -> None:
+    """Workers forked by the engine itself: a first fork pipeline of module-level stages
+    imports neither multiprocessing nor what it would import, nor what large items or a
+    failure would need."""
+    check = f"print(sorted({sorted(NOT_IMPORTED_BY_FORK)!r} & sys.modules.keys()))"
+    root = str(Path(__file__).resolve().parent.parent)
+    out = run_fresh(textwrap.dedent(FORK_RUN.format(root=root)) + "    " + check)
     assert out == "[]"
 
 

@@ -3,13 +3,13 @@ segments and in reused ones (tested here in one process, over a real pipe)."""
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import pickle
 from typing import Any
 
 import pytest
 
+from pipeline_executor._pipes import pipe
 from pipeline_executor._transport import Endpoint
 
 
@@ -40,7 +40,7 @@ def test_large_buffers_arrive_intact_in_new_segments_and_in_reused_ones() -> Non
     read-only one, with new contents: the first round fills new segments, the later rounds
     reuse them (no more segments open), and every buffer arrives byte for byte."""
     np: Any = pytest.importorskip("numpy")
-    ours, theirs = multiprocessing.Pipe(duplex=True)
+    ours, theirs = pipe(duplex=True)
     sender, receiver = Endpoint(ours), Endpoint(theirs)
     try:
         open_after_first = 0
@@ -75,7 +75,7 @@ def test_a_buffer_passed_back_returns_as_a_view_of_the_senders_own_segment() -> 
     """An array the receiver sends back as it got it crosses without a copy: what comes back
     shares the memory of the receiver's view, and is intact."""
     np: Any = pytest.importorskip("numpy")
-    ours, theirs = multiprocessing.Pipe(duplex=True)
+    ours, theirs = pipe(duplex=True)
     sender, receiver = Endpoint(ours), Endpoint(theirs)
     try:
         array = np.arange(3 << 20, dtype=np.uint8)
@@ -104,7 +104,7 @@ def test_a_large_copy_is_whole_when_no_helper_thread_can_start(
     def refuse(self: threading.Thread) -> None:
         raise RuntimeError("can't start new thread")
 
-    ours, theirs = multiprocessing.Pipe(duplex=True)
+    ours, theirs = pipe(duplex=True)
     sender, receiver = Endpoint(ours), Endpoint(theirs)
     try:
         random = np.random.default_rng(7)
