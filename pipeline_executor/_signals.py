@@ -1,7 +1,9 @@
 """What the caller's thread does about signals while a pipeline runs (POSIX main thread only).
 
-* ``interrupts_deferred``: SIGINT and SIGTERM are held back while threads are being started,
-  so that a signal cannot leave us not knowing whether a thread runs; they fire right after.
+* ``interrupts_deferred``: SIGINT and SIGTERM are held back while worker processes and
+  threads are being started, so that a signal cannot leave us not knowing whether one runs;
+  they fire right after. ``handlers_deferred`` holds off, while threads start, every Python
+  signal handler (an application's own may raise: a SIGALRM timeout); each runs right after.
 * ``sigterm_as_exit``: while a pipeline runs in the main thread, and only if SIGTERM still has
   Python's default action (which kills the process at once, running no ``finally``), SIGTERM
   raises a ``SystemExit(143)`` instead: the pipeline stops like on Ctrl-C, and the caller's and
@@ -35,11 +37,13 @@ import sys
 import threading
 from collections.abc import Callable, Generator
 from types import FrameType
+from typing import Any
 
 __all__ = [
     "SIGTERM_EXIT_STATUS",
     "Signals",
     "TerminatedExit",
+    "handlers_deferred",
     "interrupts_deferred",
     "signals_as_stop",
     "sigterm_as_exit",
@@ -67,6 +71,42 @@ def interrupts_deferred() -> Generator[None, None, None]:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+@contextlib.contextmanager
+def handlers_deferred() -> Generator[None, None, None]:
+    """While inside, every Python signal handler is replaced by one that only notes the
+    signal; on exit the handlers are back, and each signal noted is raised again, so that its
+    handler runs then, in the main thread.
+
+    A handler (an application's SIGALRM timeout, say) runs in the main thread and may raise;
+    raised inside ``Thread.start()``, it would leave the thread neither surely started nor
+    surely not (and joining it would raise "cannot join thread before it is started"
+    instead). Blocking the signals would not do: another thread that does not block them
+    takes them, and the main thread still runs the handler at once.
+    """
+    if not _in_main_thread():  # a handler raises only in the main thread: not in ours
+        yield
+        return
+    noted: list[int] = []
+
+    def note(signum: int, frame: FrameType | None) -> None:
+        del frame
+        noted.append(signum)
+
+    replaced: dict[int, Any] = {}
+    try:
+        for signum in signal.valid_signals():
+            handler = signal.getsignal(signum)
+            if callable(handler):
+                replaced[signum] = handler
+                signal.signal(signum, note)
+        yield
+    finally:
+        for number, previous in replaced.items():
+            signal.signal(number, previous)
+        for number in dict.fromkeys(noted):
+            signal.raise_signal(number)
 
 
 class TerminatedExit(SystemExit):
@@ -153,10 +193,11 @@ class Signals:
     def watch(self, stop: Callable[[BaseException], None]) -> None:
         """Start the helper thread that hands each deferred signal to ``stop``."""
         if self.handled and self._thread is None:
-            self._thread = threading.Thread(
+            thread = threading.Thread(
                 target=self._relay, args=(stop,), name="pipeline-signals", daemon=True
             )
-            self._thread.start()
+            thread.start()
+            self._thread = thread  # once it runs: one whose start failed is not joined
 
     def _relay(self, stop: Callable[[BaseException], None]) -> None:
         while True:

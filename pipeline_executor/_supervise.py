@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Protocol, TextIO
 from ._channel import Aborted, ChannelTimeout, Meter, Receiver
 from ._errors import InactivityError, add_note, is_consequence, warn_at_caller
 from ._record import Record
-from ._signals import Signals, interrupts_deferred, signals_as_stop
+from ._signals import Signals, handlers_deferred, interrupts_deferred, signals_as_stop
 from ._stages import StageSpec
 from ._state import StageState
 
@@ -294,17 +294,19 @@ class Supervisor:
         try:
             # A signal in the middle of a start would leave us not knowing whether that host
             # runs: hold SIGINT and SIGTERM back until every host is started (threads inherit
-            # the mask, so signals can only go to the caller's thread).
+            # the mask, so they can only go to the caller's thread), and while threads start,
+            # run no signal handler (an application's may raise); they run right after.
             with interrupts_deferred():
                 for failing in hosts:
                     failing.prepare()  # worker processes, before any thread of the run
                 failing = None
-                self.watch(monitor, display)
-                signals.watch(self.interrupt)
-                for failing in hosts:
-                    failing.start()
-                    started += 1
-                failing = None
+                with handlers_deferred():
+                    self.watch(monitor, display)
+                    signals.watch(self.interrupt)
+                    for failing in hosts:
+                        failing.start()
+                        started += 1
+                    failing = None
         except BaseException as exc:  # e.g. "can't start new thread": nothing else has run
             with self._lock:
                 for host in hosts[started:]:

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import select
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
+
+from pipeline_executor import Pipeline
 
 WAIT = 20.0  # a child that takes longer than this is hung: the test fails
 
@@ -379,3 +384,88 @@ def test_a_signal_that_lands_on_another_thread_still_stops_the_run(
     assert "interrupted" in lines
     assert {"source finally", "work finally"} <= set(lines)
     assert ("own handler" in lines) == (whose != "ours")
+
+
+class Alarm(Exception):
+    """What the application's SIGALRM handler raises (a timeout, say)."""
+
+
+def numbers(n: int) -> Iterator[int]:
+    yield from range(n)
+
+
+def add_one(xs: Iterable[int]) -> Iterator[int]:
+    for x in xs:
+        yield x + 1
+
+
+@pytest.mark.parametrize("taken_by", ["the caller's thread", "another thread"])
+@pytest.mark.parametrize("thread", ["pipeline-signals", "pipeline-add_one-0"])
+def test_a_raising_handlers_signal_during_the_start_is_raised_once_every_thread_runs(
+    monkeypatch: pytest.MonkeyPatch, thread: str, taken_by: str
+) -> None:
+    """A signal whose handler (the application's) raises, sent as the run starts one of its
+    threads, is handled once every thread has started: the run then stops, joins them, and
+    raises the handler's exception, with no note of a start that failed (before, in the
+    relay thread's start, "cannot join thread before it is started" replaced it). The same
+    when another thread takes the signal: the caller's thread still runs the handler."""
+    real_start = threading.Thread.start
+    sent: list[str] = []
+    go, taken = threading.Event(), threading.Event()
+
+    def take() -> None:  # the signal lands on this thread, which then lets the caller go on
+        if go.wait(WAIT) and taken_by == "another thread":
+            signal.pthread_kill(threading.get_ident(), signal.SIGALRM)
+            taken.set()
+
+    other = threading.Thread(target=take)
+    other.start()
+
+    def start(self: threading.Thread) -> None:
+        if self.name == thread and not sent:
+            sent.append(self.name)
+            if taken_by == "another thread":
+                go.set()
+                assert taken.wait(WAIT)
+            else:
+                os.kill(os.getpid(), signal.SIGALRM)
+            for _ in range(100):  # the caller's thread runs the handler here, at the latest
+                pass
+        real_start(self)
+
+    def handler(signum: int, frame: object) -> None:
+        del signum, frame
+        raise Alarm
+
+    previous = signal.signal(signal.SIGALRM, handler)
+    monkeypatch.setattr(threading.Thread, "start", start)
+    try:
+        with pytest.raises(Alarm) as caught:
+            Pipeline.source(numbers, n=10**9).then(add_one).sink(sum).run()
+    finally:
+        monkeypatch.undo()
+        go.set()  # (if the caller's thread took it, this one ends without sending)
+        other.join(WAIT)
+        signal.signal(signal.SIGALRM, previous)
+    assert sent == [thread]
+    notes = list(getattr(caught.value, "__notes__", []))
+    assert not any("while starting" in note for note in notes), notes
+
+
+@pytest.mark.parametrize("thread", ["pipeline-signals", "pipeline-add_one-0"])
+def test_a_thread_that_cannot_start_raises_why(
+    monkeypatch: pytest.MonkeyPatch, thread: str
+) -> None:
+    """A thread of the run that cannot start (the process is out of threads) raises that
+    error, not an internal one from joining a thread that never ran."""
+    real_start = threading.Thread.start
+
+    def start(self: threading.Thread) -> None:
+        if self.name == thread:
+            raise RuntimeError("can't start new thread")
+        real_start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    with pytest.raises(RuntimeError) as caught:
+        Pipeline.source(numbers, n=10**9).then(add_one).sink(sum).run()
+    assert str(caught.value) == "can't start new thread"
