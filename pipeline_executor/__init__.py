@@ -13,10 +13,6 @@
 
 from typing import TYPE_CHECKING
 
-from ._budget import AutoBuffer as AutoBuffer
-from ._builder import Pipeline as Pipeline
-from ._builder import PipelineIterator as PipelineIterator
-from ._builder import RunnablePipeline as RunnablePipeline
 from ._errors import InactivityError as InactivityError
 from ._errors import ItemPickleError as ItemPickleError
 from ._errors import PipelineDefinitionError as PipelineDefinitionError
@@ -28,6 +24,10 @@ from ._errors import WorkerDiedError as WorkerDiedError
 from ._state import StageState as StageState
 
 if TYPE_CHECKING:  # loaded on first use (``__getattr__`` below); the checkers see them here
+    from ._budget import AutoBuffer as AutoBuffer
+    from ._builder import Pipeline as Pipeline
+    from ._builder import PipelineIterator as PipelineIterator
+    from ._builder import RunnablePipeline as RunnablePipeline
     from ._compat import PipelineTask as PipelineTask
     from ._compat import execute as execute
     from ._monitor import Monitor as Monitor
@@ -65,10 +65,16 @@ __all__ = [
     "sizeof",
 ]
 
-# Public names whose modules a plain threaded run does not need, and the module of each: they
-# are imported when first asked for (PEP 562), so that `import pipeline_executor` costs only
-# what the first pipeline needs (benchmarks/bench.py, "startup").
+# Public names and the module of each, imported when first asked for (PEP 562): so that
+# `import pipeline_executor` costs only what the first pipeline needs (benchmarks/bench.py,
+# "startup"), and a worker process, which imports the package to reach its own modules, none
+# of the builder (8-10 ms of each spawned worker's start, and of the forkserver's). The
+# exceptions and StageState are all a worker needs of the rest, and cost next to nothing.
 _LAZY = {
+    "AutoBuffer": "_budget",
+    "Pipeline": "_builder",
+    "PipelineIterator": "_builder",
+    "RunnablePipeline": "_builder",
     "BufferStatistics": "_stats",
     "MemoryStatistics": "_stats",
     "Monitor": "_monitor",

