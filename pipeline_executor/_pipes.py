@@ -35,8 +35,9 @@ _JOIN_AT = 1 << 16  # messages up to this size go out with their header in one w
 
 class Conn:
     """One end of a worker's pipe: messages framed by their length, pickled objects or raw
-    bytes; on a duplex pipe (a Unix socket), file descriptors too. Used by one thread at a
-    time in each direction."""
+    bytes; on a duplex pipe (a Unix socket), file descriptors too. Each direction is read by
+    one thread at a time; several may write short messages (a control pipe's requests): one
+    of up to 4 KiB with its header goes out in a single write, which no other write splits."""
 
     __slots__ = ("_fd",)
 
