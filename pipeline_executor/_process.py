@@ -31,7 +31,7 @@ from ._errors import (
 )
 from ._hosting import LocalHost, Reports
 from ._pipes import Conn, ForkProcess, SharedCount, pipe, wait
-from ._stages import Role, StageSpec, pickles_by_reference
+from ._stages import Role, StageSpec
 from ._state import StageState
 from ._transport import Endpoint, PickleFailure
 from ._worker import BATCH, Payload, main, rebuild_exception
@@ -232,9 +232,7 @@ class ProcessHost(LocalHost):
                 # child refuses a file descriptor passed twice).
                 self._progress,
             ),
-            # The build found the constants plain; the function is checked again, as it may
-            # have been wrapped since (with_item_checks() wraps it in a closure).
-            by_reference=stage.by_reference and pickles_by_reference(stage.fn),
+            by_reference=stage.by_reference,
         )
         # A forked worker inherits this process's ends of every pipe: it closes them, so that
         # the end of its control pipe means the parent is gone. Others inherit nothing.

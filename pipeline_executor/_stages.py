@@ -32,7 +32,6 @@ __all__ = [
     "check_count",
     "make_stage",
     "option_names",
-    "pickles_by_reference",
     "returns_none",
     "short_repr",
     "stage_label",
@@ -383,7 +382,7 @@ def check_picklable(fn: object, label: str, kwargs: Mapping[str, object]) -> boo
     named += [(f"constant {key!r}", value) for key, value in kwargs.items()]
     by_reference = True
     for what, value in named:
-        if pickles_by_reference(value):
+        if _pickles_by_reference(value):
             continue
         by_reference = False
         import cloudpickle  # lazily: only what the standard pickler does not take needs it
@@ -399,7 +398,7 @@ def check_picklable(fn: object, label: str, kwargs: Mapping[str, object]) -> boo
     return by_reference
 
 
-def pickles_by_reference(value: object) -> bool:
+def _pickles_by_reference(value: object) -> bool:
     """Whether the standard pickler takes ``value`` without naming the main module (whose
     functions and classes cloudpickle pickles by value instead, globals and all)."""
     import pickle

@@ -346,4 +346,5 @@ def with_item_checks(stage: StageSpec) -> StageSpec:
             if close is not None:
                 close()
 
-    return stage.replace(fn=checked)
+    # A closure: a process stage's workers get it by cloudpickle, whatever the function was.
+    return stage.replace(fn=checked, by_reference=False)
