@@ -27,7 +27,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["Conn", "ForkProcess", "SharedCount", "pipe", "wait"]
+__all__ = ["Conn", "ForkProcess", "SharedCount", "flush_standard_streams", "pipe", "wait"]
 
 _HEADER = struct.Struct("!Q")  # a message's length, before it
 _JOIN_AT = 1 << 16  # messages up to this size go out with their header in one write
@@ -307,12 +307,18 @@ def _child(target: Callable[..., object], args: tuple[Any, ...]) -> int:  # prag
         traceback.print_exc()
         return 1
     finally:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                if stream is not None:
-                    stream.flush()
-            except (AttributeError, ValueError, OSError):
-                pass
+        flush_standard_streams()
+
+
+def flush_standard_streams() -> None:
+    """Flush ``sys.stdout`` and ``sys.stderr``, where they still can be: before a process
+    exits without Python's own clean-up, or forks children that would print it again."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except Exception:
+            pass  # closed, broken, or replaced by something that cannot flush
 
 
 def _stdin_closed() -> None:  # pragma: no cover - runs in a forked child

@@ -14,6 +14,8 @@ from __future__ import annotations
 import os
 import sys
 
+from ._pipes import flush_standard_streams
+
 __all__ = ["VARIABLE"]
 
 VARIABLE = "PIPELINE_EXECUTOR_FORKSERVER_MAIN"
@@ -38,11 +40,7 @@ def _import_main() -> None:
         delattr(current, "_inheriting")
         # What the main module printed must not be printed again by every worker forked
         # from here (their buffers are copies of ours).
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except Exception:
-                pass  # a closed or broken stream: nothing to flush
+        flush_standard_streams()
 
 
 _import_main()

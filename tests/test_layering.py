@@ -45,7 +45,7 @@ ALLOWED: dict[str, set[str]] = {
     "_pipes": set(),
     "_transport": {"_pipes"},
     "_worker": {"_diagnose", "_errors", "_meter", "_pipes", "_transport"},
-    "_preload": set(),  # imported by the forkserver as it starts
+    "_preload": {"_pipes"},  # imported by the forkserver as it starts
     "_hosting": {"_channel", "_stages", "_state"},
     "_observe": {
         "_budget",
