@@ -76,23 +76,24 @@ def interrupts_deferred() -> Generator[None, None, None]:
 @contextlib.contextmanager
 def handlers_deferred() -> Generator[None, None, None]:
     """While inside, every Python signal handler is replaced by one that only notes the
-    signal; on exit the handlers are back, and each signal noted is raised again, so that its
-    handler runs then, in the main thread.
+    signal; on exit the handlers are back, and each one whose signal came is called then,
+    in the main thread, as CPython would have called it.
 
     A handler (an application's SIGALRM timeout, say) runs in the main thread and may raise;
     raised inside ``Thread.start()``, it would leave the thread neither surely started nor
     surely not (and joining it would raise "cannot join thread before it is started"
     instead). Blocking the signals would not do: another thread that does not block them
-    takes them, and the main thread still runs the handler at once.
+    takes them, and the main thread still runs the handler at once. Nor would raising a
+    noted signal again: it goes to the main thread, which may block it (an application
+    that leaves its signals to another thread does), and would wait there forever.
     """
     if not _in_main_thread():  # a handler raises only in the main thread: not in ours
         yield
         return
-    noted: list[int] = []
+    noted: dict[int, FrameType | None] = {}  # by signal, in the order they came
 
     def note(signum: int, frame: FrameType | None) -> None:
-        del frame
-        noted.append(signum)
+        noted.setdefault(signum, frame)
 
     replaced: dict[int, Any] = {}
     try:
@@ -105,8 +106,8 @@ def handlers_deferred() -> Generator[None, None, None]:
     finally:
         for number, previous in replaced.items():
             signal.signal(number, previous)
-        for number in dict.fromkeys(noted):
-            signal.raise_signal(number)
+        for number, frame in noted.items():
+            replaced[number](number, frame)
 
 
 class TerminatedExit(SystemExit):

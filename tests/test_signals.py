@@ -399,7 +399,9 @@ def add_one(xs: Iterable[int]) -> Iterator[int]:
         yield x + 1
 
 
-@pytest.mark.parametrize("taken_by", ["the caller's thread", "another thread"])
+@pytest.mark.parametrize(
+    "taken_by", ["the caller's thread", "another thread", "another thread, the caller blocking it"]
+)
 @pytest.mark.parametrize("thread", ["pipeline-signals", "pipeline-add_one-0"])
 def test_a_raising_handlers_signal_during_the_start_is_raised_once_every_thread_runs(
     monkeypatch: pytest.MonkeyPatch, thread: str, taken_by: str
@@ -408,13 +410,14 @@ def test_a_raising_handlers_signal_during_the_start_is_raised_once_every_thread_
     threads, is handled once every thread has started: the run then stops, joins them, and
     raises the handler's exception, with no note of a start that failed (before, in the
     relay thread's start, "cannot join thread before it is started" replaced it). The same
-    when another thread takes the signal: the caller's thread still runs the handler."""
+    when another thread takes the signal: the caller's thread still runs the handler, even
+    where it blocks the signal itself (sent to it again, the signal would wait forever)."""
     real_start = threading.Thread.start
     sent: list[str] = []
     go, taken = threading.Event(), threading.Event()
 
     def take() -> None:  # the signal lands on this thread, which then lets the caller go on
-        if go.wait(WAIT) and taken_by == "another thread":
+        if go.wait(WAIT) and taken_by.startswith("another thread"):
             signal.pthread_kill(threading.get_ident(), signal.SIGALRM)
             taken.set()
 
@@ -424,7 +427,7 @@ def test_a_raising_handlers_signal_during_the_start_is_raised_once_every_thread_
     def start(self: threading.Thread) -> None:
         if self.name == thread and not sent:
             sent.append(self.name)
-            if taken_by == "another thread":
+            if taken_by.startswith("another thread"):
                 go.set()
                 assert taken.wait(WAIT)
             else:
@@ -439,10 +442,15 @@ def test_a_raising_handlers_signal_during_the_start_is_raised_once_every_thread_
 
     previous = signal.signal(signal.SIGALRM, handler)
     monkeypatch.setattr(threading.Thread, "start", start)
+    blocking = taken_by.endswith("blocking it")
+    if blocking:  # as an application that leaves its signals to another thread does
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
     try:
         with pytest.raises(Alarm) as caught:
-            Pipeline.source(numbers, n=10**9).then(add_one).sink(sum).run()
+            Pipeline.source(numbers, n=10**6).then(add_one).sink(sum).run()
     finally:
+        if blocking:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGALRM})
         monkeypatch.undo()
         go.set()  # (if the caller's thread took it, this one ends without sending)
         other.join(WAIT)
