@@ -7,7 +7,8 @@ rounds (this machine's speed drifts by 10-20% from minute to minute), each targe
 against a baseline measured here and now:
 
 * pure-Python CPU, 4,000 items x 0.5 ms: 2 processes vs 1 (>= 1.9x, and within 10% of half
-  the single-thread time), next to ``ProcessPoolExecutor.map`` (chunked);
+  the single-thread time), next to ``ProcessPoolExecutor.map`` (chunked) and two bare
+  processes; best of twice as many rounds, and the same ratios taken within each round;
 * 200,000 small ints through one 2-process stage (<= 2 us/item, the workers' start included),
   next to the executor's map on a pool already started;
 * 50 numpy arrays of 40 MB through a 1-process stage (<= 6 ms/item): arrays made beforehand
@@ -53,6 +54,7 @@ from benchmarks.workloads import (  # noqa: E402
     rounds,
     spin,
     spin_stage,
+    timings,
     touch,
 )
 from pipeline_executor import Pipeline, WorkerDiedError  # noqa: E402
@@ -79,27 +81,40 @@ def bare_processes(n: int) -> None:
         process.join()
 
 
+def _spread(ratios: list[float]) -> str:
+    return f"{statistics.median(ratios):.2f} [{min(ratios):.2f}-{max(ratios):.2f}]"
+
+
 def cpu_bound() -> None:
     n = 1000 if QUICK else 4000
     with concurrent.futures.ProcessPoolExecutor(2) as pool:
         list(pool.map(spin, range(10)))  # warm the pool
-        single, one, two, executor, bare = rounds(
-            REPEATS,
+        runs = timings(
+            REPEATS * 2,  # this workload's ratios move most with the machine's drift
             lambda: [spin(i) for i in range(n)],
             lambda: Pipeline.source(numbers, n=n).then(spin_stage, processes=1).sink(consume).run(),
             lambda: Pipeline.source(numbers, n=n).then(spin_stage, processes=2).sink(consume).run(),
             lambda: list(pool.map(spin, range(n), chunksize=32)),
             lambda: bare_processes(n),
         )
+    single, one, two, executor, bare = (min(times) for times in runs)
+    # The same ratios within each round (its runs a few seconds apart), as median [range]:
+    # how far the best-of figures above can be trusted on this machine.
+    rounds_one_two = [a / b for a, b in zip(runs[1], runs[2], strict=True)]
+    rounds_half = [b / (a / 2) for a, b in zip(runs[0], runs[2], strict=True)]
+    rounds_bare = [b / (a / 2) for a, b in zip(runs[0], runs[4], strict=True)]
     print(
-        f"pure-Python CPU, {n} x 0.5 ms: one thread {single * 1e3:.0f} ms; 1 process "
-        f"{one * 1e3:.0f} ms; 2 processes {two * 1e3:.0f} ms = {one / two:.2f}x 1 process, "
-        f"{two / (single / 2):.2f}x half the single thread (targets >= 1.9x, <= 1.10); "
-        f"ProcessPoolExecutor(2).map chunked {executor * 1e3:.0f} ms "
-        f"({single / executor:.2f}x one thread); two bare forked processes with half the "
-        f"items each, nothing sent {bare * 1e3:.0f} ms ({single / bare:.2f}x one thread). "
-        f"Our 2 processes take {two / executor:.2f}x the executor's time, "
-        f"{two / bare:.2f}x the bare processes'"
+        f"pure-Python CPU, {n} x 0.5 ms, best of {len(runs[0])}: one thread "
+        f"{single * 1e3:.0f} ms; 1 process {one * 1e3:.0f} ms; 2 processes {two * 1e3:.0f} ms = "
+        f"{one / two:.2f}x 1 process, {two / (single / 2):.2f}x half the single thread "
+        f"(targets >= 1.9x, <= 1.10); ProcessPoolExecutor(2).map chunked "
+        f"{executor * 1e3:.0f} ms ({single / executor:.2f}x one thread); two bare forked "
+        f"processes with half the items each, nothing sent {bare * 1e3:.0f} ms "
+        f"({single / bare:.2f}x one thread, {bare / (single / 2):.2f}x half of it). Our 2 "
+        f"processes take {two / executor:.2f}x the executor's time, {two / bare:.2f}x the "
+        f"bare processes'. Within each round, median [range]: 2 vs 1 process "
+        f"{_spread(rounds_one_two)}x; 2 processes vs half the single thread "
+        f"{_spread(rounds_half)}; the bare processes vs half of it {_spread(rounds_bare)}"
     )
 
 

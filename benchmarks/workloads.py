@@ -70,13 +70,18 @@ def die_at(xs: Iterable[int], at: int, when: Any) -> Iterator[int]:
         yield x
 
 
-def rounds(repeats: int, *contenders: Callable[[], object]) -> list[float]:
-    """Each contender's best time (seconds) over ``repeats`` rounds, one run of each per
-    round, so that a drift of the machine's speed reaches every contender alike."""
+def timings(repeats: int, *contenders: Callable[[], object]) -> list[list[float]]:
+    """Each contender's times (seconds) over ``repeats`` rounds, one run of each per round, so
+    that a drift of the machine's speed reaches every contender alike."""
     times: list[list[float]] = [[] for _ in contenders]
     for _ in range(repeats):
         for fn, runs in zip(contenders, times, strict=True):
             started = time.perf_counter()
             fn()
             runs.append(time.perf_counter() - started)
-    return [min(runs) for runs in times]
+    return times
+
+
+def rounds(repeats: int, *contenders: Callable[[], object]) -> list[float]:
+    """Each contender's best time (seconds) over ``repeats`` rounds (see :func:`timings`)."""
+    return [min(runs) for runs in timings(repeats, *contenders)]
