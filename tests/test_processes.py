@@ -654,6 +654,10 @@ def test_ctrl_c_stops_the_workers_and_prints_no_worker_traceback(tmp_path: Path)
             from tests import process_stages as ps
 
             if __name__ == "__main__":
+                # Ctrl-C as in a terminal, even where the tests run with SIGINT ignored (a
+                # shell's background job): ignored, it would reach nothing, and this run
+                # would never end.
+                signal.signal(signal.SIGINT, signal.default_int_handler)
                 pipeline = Pipeline.source(ps.numbers, n=10**9).then(ps.square, processes=2)
                 try:
                     for i, _ in enumerate(pipeline.iter(start_method="forkserver")):
