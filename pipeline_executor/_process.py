@@ -34,7 +34,7 @@ from ._pipes import Conn, ForkProcess, SharedCount, pipe, wait
 from ._stages import Role, StageSpec
 from ._state import StageState
 from ._transport import Endpoint, PickleFailure
-from ._worker import BATCH, Payload, main, rebuild_exception
+from ._worker import BATCH, HELD, Payload, main, rebuild_exception
 
 if TYPE_CHECKING:
     from multiprocessing.context import BaseContext
@@ -98,6 +98,12 @@ def context(start_method: str | None) -> Launcher:
             f" or None, got {start_method!r}",
         )
     ctx = multiprocessing.get_context(method)
+    # multiprocessing starts its resource tracker with the first spawned or forkserver
+    # process, and then unblocks SIGINT and SIGTERM in the thread that starts it, whatever
+    # they were before: started now, before the run blocks them (see _held), it cannot.
+    from multiprocessing import resource_tracker
+
+    resource_tracker.ensure_running()
     if method == "forkserver":
         # The server imports these once, so that each worker it forks starts with them: the
         # main module (multiprocessing's own default; see _preload), the worker loop, and
@@ -110,7 +116,50 @@ def context(start_method: str | None) -> Launcher:
         preload(
             ["__main__", "pipeline_executor._preload", "pipeline_executor._worker", "cloudpickle"]
         )
+        _await_forkserver(ctx)
     return Launcher(method, ctx)
+
+
+_served = False  # this process has seen its forkserver fork a process
+
+
+def _await_forkserver(ctx: BaseContext) -> None:
+    """Start the forkserver (once per process) and wait until it forks a first process.
+
+    Called as the run is wired, before it holds signals back to start its workers: the server
+    imports the main module first, which may take seconds (torch), and a Ctrl-C meanwhile
+    must stop the caller then, not once the server is ready. The process it forks is
+    ``int()``: it ends at once.
+    """
+    global _served
+    if _served:
+        return
+    with _held():  # the server, and every worker it forks, starts with these blocked
+        _ensure_forkserver()
+    make: Any = getattr(ctx, "Process")  # noqa: B009 - BaseContext does not declare it
+    try:
+        make(target=int, daemon=True).start()  # returns once the server has forked it
+    except BaseException:  # a Ctrl-C while the server imports the main module
+        _end_forkserver()
+        raise
+    _served = True
+
+
+def _end_forkserver() -> None:
+    """Kill the forkserver and forget it, so that a later run starts another: stopped while
+    it imports the main module, it would outlive the caller until the import ends (only then
+    does it look at the pipe that tells it its parent is gone)."""
+    from multiprocessing import forkserver
+
+    server: Any = getattr(forkserver, "_forkserver", None)
+    pid = getattr(server, "_forkserver_pid", None)
+    if pid is None:  # pragma: no cover - it never started
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    stop = getattr(server, "_stop", None)  # closes its ends and reaps it
+    if callable(stop):
+        stop()
 
 
 def _ensure_forkserver() -> None:
@@ -134,19 +183,22 @@ def _ensure_forkserver() -> None:
 
 
 @contextlib.contextmanager
-def _sigint_ignored() -> Generator[None, None, None]:
-    """SIGINT ignored while a worker process (or the forkserver) starts, so that it starts with
-    SIGINT ignored: a Ctrl-C to the whole process group while it is still booting cannot
-    print a traceback from it. (The caller starts workers with signals held back, so a
-    Ctrl-C meanwhile waits, then reaches the caller's own handler.)"""
-    if threading.current_thread() is not threading.main_thread():
+def _held() -> Generator[None, None, None]:
+    """SIGINT and SIGTERM blocked in this thread while a worker process (or the forkserver)
+    starts, so that it starts with them blocked (a child inherits its parent thread's mask,
+    across exec too): a Ctrl-C to the whole process group while it is still booting cannot
+    print a traceback from it. The worker ignores SIGINT, then unblocks both, before any of
+    the stage's code runs. (Ignoring SIGINT here instead, process-wide, would drop a Ctrl-C
+    that came meanwhile: setting SIG_IGN discards a pending SIGINT, and one that another
+    thread takes while SIG_IGN is set is lost too.)"""
+    if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - not POSIX
         yield
         return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, HELD)
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 class _RemoteTraceback(Exception):
@@ -191,6 +243,7 @@ class ProcessHost(LocalHost):
         self._status_lock = threading.Lock()
         self._wake_r, self._wake_w = os.pipe()
         self._cancelled = False
+        self._going = False  # the worker has been told to run the stage (see _worker)
         self._killed = False
         self._cpu: float | None = None
         # The same count, written by the worker as it takes each item (a plain shared int,
@@ -244,7 +297,7 @@ class ProcessHost(LocalHost):
         self._process = process
         self._conn, self._control, self._status = conn, control_w, status_r
         try:
-            with _sigint_ignored():
+            with _held():
                 if self._launcher.method == "forkserver":
                     _ensure_forkserver()
                 process.start()
@@ -305,8 +358,8 @@ class ProcessHost(LocalHost):
         if self.meter.activity is not Activity.BUSY:
             return str(self.meter.activity.value)
         status = self._status
-        if status is None:
-            return "starting"
+        if status is None or not self._going:
+            return "starting (its worker process has not reached the stage yet)"
         with self._status_lock:
             try:
                 while status.poll(0):  # an answer that came too late for an earlier asker
@@ -347,12 +400,13 @@ class ProcessHost(LocalHost):
 
     def _proxy(self) -> None:
         sender, receiver = self.sender, self.receiver
-        if sender is not None:
-            self._send(("credit", sender.acquire()))
         while True:
             message = self._receive()
             kind = message[0]
-            if kind == "need":
+            if kind == "ready":  # its first message, unless it failed before
+                self._send(("go", sender.acquire() if sender is not None else 0))
+                self._going = True
+            elif kind == "need":
                 self._done_with(message[1])
                 self._feed(message[2], wait=message[3])
             elif kind == "out":
@@ -460,6 +514,10 @@ class ProcessHost(LocalHost):
         endpoint = self._endpoint
         if endpoint is None:
             return StageState.CANCELLED
+        if not self._going:
+            # None of the stage's code has run there, nor can before our go: end it now,
+            # rather than wait for it to finish booting.
+            self._process.kill()
         while True:
             try:
                 message = endpoint.receive()

@@ -294,19 +294,19 @@ class Supervisor:
         try:
             # A signal in the middle of a start would leave us not knowing whether that host
             # runs: hold SIGINT and SIGTERM back until every host is started (threads inherit
-            # the mask, so they can only go to the caller's thread), and while threads start,
-            # run no signal handler (an application's may raise); they run right after.
-            with interrupts_deferred():
+            # the mask, so they can only go to the caller's thread), and while processes and
+            # threads start, run no signal handler (an application's may raise, and another
+            # thread may take a Ctrl-C); they run right after.
+            with interrupts_deferred(), handlers_deferred():
                 for failing in hosts:
                     failing.prepare()  # worker processes, before any thread of the run
                 failing = None
-                with handlers_deferred():
-                    self.watch(monitor, display)
-                    signals.watch(self.interrupt)
-                    for failing in hosts:
-                        failing.start()
-                        started += 1
-                    failing = None
+                self.watch(monitor, display)
+                signals.watch(self.interrupt)
+                for failing in hosts:
+                    failing.start()
+                    started += 1
+                failing = None
         except BaseException as exc:  # e.g. "can't start new thread": nothing else has run
             with self._lock:
                 for host in hosts[started:]:

@@ -13,15 +13,18 @@ is done with it. Outputs go back in batches, flushed when a batch is full, when 
 about to wait, or when the last batch left :data:`LINGER` seconds ago or more (so a slow stage's
 results leave one by one, as they are made, and a fast one's at most every ``LINGER``).
 
-Messages, parent -> worker: ``("items", ...)``, ``("end",)``, ``("none",)``, ``("credit", n)``.
-Worker -> parent: ``("need", done, most, wait)`` (``done``: how many of the items it was passed
-it is done with), ``("out", taken, ...)``, ``("counts", state)`` (what a
-per-item operator counted: failed and timed-out items, abandoned calls),
-``("done", taken, cpu, result)``, ``("stopped", taken, cpu)``,
+Messages, parent -> worker: ``("go", n)``, ``("items", ...)``, ``("end",)``, ``("none",)``,
+``("credit", n)``. Worker -> parent: ``("ready",)``, ``("need", done, most, wait)`` (``done``:
+how many of the items it was passed it is done with), ``("out", taken, ...)``,
+``("counts", state)`` (what a per-item operator counted: failed and timed-out items, abandoned
+calls), ``("done", taken, cpu, result)``, ``("stopped", taken, cpu)``,
 ``("error", exc, traceback, stopping, taken, cpu)``. A batch (``items``, ``out``) travels as
 ``_transport.Endpoint`` sends it: where its large buffers are, then the batch. ``taken``
 counts the items the generator has pulled, so that the parent frees their slots upstream
-only once they are done with.
+only once they are done with. The first two messages are a handshake: the worker, booted, says
+``ready`` and runs none of the stage's code until the parent's ``go`` (with its first credits):
+so a parent stopping before its ``go`` may kill the worker at once, instead of waiting for it
+to finish booting (a spawned worker imports the main module first: seconds, with torch).
 
 A second pipe, the control pipe, is watched by a thread: ``b"s"`` asks the worker to stop at
 its next item (its input then raises the cancellation, and its generator is closed here, so its
@@ -47,7 +50,7 @@ from ._meter import ItemCounters, Meter
 from ._pipes import Conn, wait
 from ._transport import Endpoint, PickleFailure
 
-__all__ = ["BATCH", "LINGER", "TARGET", "Payload", "main", "rebuild_exception"]
+__all__ = ["BATCH", "HELD", "LINGER", "TARGET", "Payload", "main", "rebuild_exception"]
 
 BATCH = 256
 """The most items a batch carries."""
@@ -57,6 +60,11 @@ LINGER = 0.005
 
 TARGET = 0.02
 """Seconds of the worker's own work an input batch should hold, as last measured."""
+
+HELD = {signal.SIGINT, signal.SIGTERM}
+"""The signals a worker process starts with blocked (its parent's thread blocks them while it
+starts the worker), so that a Ctrl-C while it boots prints nothing from it. ``main`` ignores
+SIGINT, then unblocks them."""
 
 
 class Payload:
@@ -134,6 +142,7 @@ class _Worker:
         self.cancelled = False  # the input has raised the cancellation once
         self.taken = 0
         self.credits = 0
+        self.go = False  # the parent's word to run the stage has come
         self.pending: list[object] = []
         self.flushed_at = 0.0  # when the last batch of results was sent
         self.label = ""
@@ -182,6 +191,16 @@ class _Worker:
             self.refused = True
         elif kind == "credit":
             self.credits += message[1]
+        elif kind == "go":
+            self.credits += message[1]
+            self.go = True
+
+    def wait_go(self) -> None:
+        """Tell the parent this worker has booted, and wait for its word to run the stage
+        (raises _Stop if it asks to stop instead)."""
+        self.endpoint.send(("ready",))
+        while not self.go:
+            self.handle(self.receive())
 
     def report_counts(self) -> None:
         """Tell the parent what the operator counted, if that changed."""
@@ -284,7 +303,9 @@ def main(
     close_fds: tuple[int, ...],
 ) -> None:
     """The worker process's entry point."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a pending one goes, unseen
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, HELD)
     for fd in close_fds:  # under fork: the parent's ends of every pipe, so EOF means death
         try:
             os.close(fd)
@@ -300,6 +321,7 @@ def main(
     iterator: Iterator[object] | None = None
     try:
         try:
+            worker.wait_go()
             call_args: tuple[Any, ...] = (_Input(worker), *args) if takes_input else args
             result: Any = fn(*call_args, **kwargs)
             if not has_output:

@@ -261,3 +261,12 @@ def lying(xs: Iterable[int]) -> Iterator[int]:
     """Declares int, yields a str for item 3."""
     for x in xs:
         yield "three" if x == 3 else x  # type: ignore[misc]
+
+
+def signal_state(xs: Iterable[int]) -> Iterator[tuple[list[int], bool]]:
+    """What a stage in a worker sees of SIGINT and SIGTERM: those of the two its thread
+    blocks, and whether SIGINT is ignored."""
+    for _ in xs:
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+        held = sorted(int(s) for s in blocked & {signal.SIGINT, signal.SIGTERM})
+        yield held, signal.getsignal(signal.SIGINT) == signal.SIG_IGN

@@ -680,6 +680,81 @@ def test_ctrl_c_stops_the_workers_and_prints_no_worker_traceback(tmp_path: Path)
     assert "Traceback" not in result.stderr, result.stderr
 
 
+@pytest.mark.parametrize("method", METHODS)
+def test_a_stage_in_a_worker_runs_with_sigint_ignored_and_no_signal_blocked(method: str) -> None:
+    """Workers start with SIGINT and SIGTERM blocked (the run blocks them while it starts
+    workers, so that a Ctrl-C while one boots prints nothing from it); the stage itself runs
+    with SIGINT ignored and neither blocked, so a SIGTERM to a worker still ends it."""
+    pipeline = Pipeline.source(ps.numbers, n=2).then(ps.signal_state, processes=1)
+    assert list(pipeline.iter(start_method=method)) == [([], True), ([], True)]
+
+
+SLOW_BOOT = """
+import os, signal, sys, time
+sys.path.insert(0, {root!r})
+if __name__ != "__main__":  # each spawned worker, or the forkserver, imports this module
+    with open({marks!r}, "a") as marks:
+        marks.write(f"{{os.getpid()}}\\n")
+    time.sleep(60)  # a heavy import (torch, say)
+from pipeline_executor import Pipeline
+from tests import process_stages as ps
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+    pipeline = Pipeline.source(ps.numbers, n=10**9).then(ps.square, processes=2).sink(ps.total)
+    try:
+        pipeline.run(start_method={method!r})
+    except KeyboardInterrupt:
+        print("interrupted", time.time(), flush=True)
+"""
+
+
+@pytest.mark.parametrize("method", ["forkserver", "spawn"])
+def test_ctrl_c_while_the_workers_boot_stops_at_once_and_leaves_no_process(
+    tmp_path: Path, method: str
+) -> None:
+    """Ctrl-C while the forkserver or the spawned workers still import the main module
+    (seconds, with torch): KeyboardInterrupt within 1 s, nothing printed, no process left.
+    (It was lost under forkserver, the SIGINT ignored while a worker started, and took 2.4 s
+    and a warning under spawn, waiting for the grace period.)"""
+    marks = tmp_path / "marks"
+    marks.touch()
+    script = tmp_path / "slow_boot.py"
+    root = str(Path(__file__).resolve().parent.parent)
+    script.write_text(SLOW_BOOT.format(root=root, marks=str(marks), method=method))
+    with subprocess.Popen(
+        [sys.executable, str(script)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    ) as caller:
+        try:
+            deadline = time.monotonic() + WAIT
+            while not marks.read_text() and time.monotonic() < deadline:  # the boot began
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    caller.wait(0.01)
+                    pytest.fail(f"the caller ended first: {caller.communicate()}")
+            booting = [int(pid) for pid in marks.read_text().split()]
+            assert booting, "no process imported the main module"
+            sent = time.time()
+            os.killpg(caller.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+            out, err = caller.communicate(timeout=WAIT)
+        finally:
+            os.killpg(caller.pid, signal.SIGKILL)  # if the test failed: the whole session
+    assert out.split()[0] == "interrupted", err
+    assert float(out.split()[1]) - sent < 1.0
+    assert "Traceback" not in err, err
+    assert "Warning" not in err, err
+    deadline = time.monotonic() + 1.0
+    alive = booting
+    while alive and time.monotonic() < deadline:
+        alive = [pid for pid in booting if _alive(pid)]
+        if alive:
+            os.sched_yield()
+    assert alive == [], f"outlived the caller: {alive}"
+
+
 def test_the_sequential_mode_runs_every_stage_in_the_callers_thread() -> None:
     """sequential=True chains the generators in the caller's thread: no thread starts, the
     result is the same, and a failure names its stage."""
