@@ -624,13 +624,18 @@ def test_no_worker_outlives_a_caller_killed_with_sigkill(tmp_path: Path) -> None
         assert len(workers) == 2
         victim.send_signal(signal.SIGKILL)
         victim.wait(WAIT)
+    assert _alive_after_a_second(workers) == [], "workers outlived their caller"
+
+
+def _alive_after_a_second(pids: list[int]) -> list[int]:
+    """Those of ``pids`` still alive 1 s from now (sooner, once none is)."""
     deadline = time.monotonic() + 1.0
-    alive = workers
+    alive = pids
     while alive and time.monotonic() < deadline:
-        alive = [pid for pid in workers if _alive(pid)]
+        alive = [pid for pid in pids if _alive(pid)]
         if alive:
             os.sched_yield()
-    assert alive == [], f"workers outlived their caller: {alive}"
+    return alive
 
 
 def _alive(pid: int) -> bool:
@@ -746,13 +751,7 @@ def test_ctrl_c_while_the_workers_boot_stops_at_once_and_leaves_no_process(
     assert float(out.split()[1]) - sent < 1.0
     assert "Traceback" not in err, err
     assert "Warning" not in err, err
-    deadline = time.monotonic() + 1.0
-    alive = booting
-    while alive and time.monotonic() < deadline:
-        alive = [pid for pid in booting if _alive(pid)]
-        if alive:
-            os.sched_yield()
-    assert alive == [], f"outlived the caller: {alive}"
+    assert _alive_after_a_second(booting) == [], "outlived the caller"
 
 
 def test_the_sequential_mode_runs_every_stage_in_the_callers_thread() -> None:
