@@ -700,7 +700,7 @@ sys.path.insert(0, {root!r})
 if __name__ != "__main__":  # each spawned worker, or the forkserver, imports this module
     with open({marks!r}, "a") as marks:
         marks.write(f"{{os.getpid()}}\\n")
-    time.sleep(60)  # a heavy import (torch, say)
+    time.sleep(60)  # a heavy import (torch, say)  # sleep-ok
 from pipeline_executor import Pipeline
 from tests import process_stages as ps
 
