@@ -116,14 +116,14 @@ def context(start_method: str | None) -> Launcher:
         preload(
             ["__main__", "pipeline_executor._preload", "pipeline_executor._worker", "cloudpickle"]
         )
-        _await_forkserver(ctx)
+        _await_forkserver(Launcher(method, ctx))
     return Launcher(method, ctx)
 
 
 _served = False  # this process has seen its forkserver fork a process
 
 
-def _await_forkserver(ctx: BaseContext) -> None:
+def _await_forkserver(launcher: Launcher) -> None:
     """Start the forkserver (once per process) and wait until it forks a first process.
 
     Called as the run is wired, before it holds signals back to start its workers: the server
@@ -136,9 +136,8 @@ def _await_forkserver(ctx: BaseContext) -> None:
         return
     with _held():  # the server, and every worker it forks, starts with these blocked
         _ensure_forkserver()
-    make: Any = getattr(ctx, "Process")  # noqa: B009 - BaseContext does not declare it
-    try:
-        make(target=int, daemon=True).start()  # returns once the server has forked it
+    try:  # start() returns once the server has forked it
+        launcher.process(int, (), "pipeline-forkserver-ready").start()
     except BaseException:  # a Ctrl-C while the server imports the main module
         _end_forkserver()
         raise
