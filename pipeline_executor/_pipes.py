@@ -27,10 +27,19 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["Conn", "ForkProcess", "SharedCount", "flush_standard_streams", "pipe", "wait"]
+__all__ = [
+    "Conn",
+    "ForkProcess",
+    "SharedCount",
+    "flush_standard_streams",
+    "pipe",
+    "shareable",
+    "wait",
+]
 
 _HEADER = struct.Struct("!Q")  # a message's length, before it
 _JOIN_AT = 1 << 16  # messages up to this size go out with their header in one write
+_MEMFD = hasattr(os, "memfd_create")
 
 
 class Conn:
@@ -199,23 +208,80 @@ def wait(ends: Sequence[Any], timeout: float | None = None) -> list[Any]:
 
 
 class SharedCount:
-    """A count this process and its forked workers share (8 bytes of memory both map): what
-    ``multiprocessing.RawValue("q")`` is, for a fork worker."""
+    """A count this process and a worker share (8 bytes of memory both map): what
+    ``multiprocessing.RawValue("q")`` is, without multiprocessing's heap, whose import (with
+    ctypes and tempfile) cost each forkserver worker 7 ms as it started. A forked worker
+    inherits the mapping; where ``memfd_create`` exists, a spawned or forkserver worker is
+    handed the memory's file descriptor as it starts (until :meth:`close`). :func:`shareable`
+    says whether this is so."""
 
-    __slots__ = ("_map", "_view")
+    __slots__ = ("_fd", "_final", "_map", "_view")
 
-    def __init__(self) -> None:
-        self._map = mmap.mmap(-1, 8)
+    def __init__(self, fd: int = -1) -> None:
+        """Anonymous memory (``fd`` -1), which forked children share, or the memory file
+        ``fd`` (this object's own now)."""
+        self._fd = fd
+        self._map: mmap.mmap | None = mmap.mmap(fd, 8)
         self._view = memoryview(self._map).cast("q")
+        self._final = 0
+
+    @classmethod
+    def passable(cls) -> SharedCount:
+        """A count that can be passed to a spawned or forkserver worker (see
+        :func:`shareable`)."""
+        fd = os.memfd_create("pipeline-count", os.MFD_CLOEXEC)
+        try:
+            os.ftruncate(fd, 8)
+            return cls(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # Pickled only while multiprocessing starts a worker, as a Conn is.
+        from multiprocessing.reduction import DupFd
+
+        if self._fd < 0:
+            raise TypeError("this count is shared with forked workers only")
+        return (_rebuild_count, (DupFd(self._fd),))
 
     @property
     def value(self) -> int:
-        """The count now."""
-        return int(self._view[0])
+        """The count now (after :meth:`freeze`: then)."""
+        try:
+            return int(self._view[0])
+        except ValueError:  # released by freeze (in another thread, maybe just now)
+            return self._final
 
     @value.setter
     def value(self, count: int) -> None:
         self._view[0] = count
+
+    def close(self) -> None:
+        """Close the file descriptor (once the worker has started): the memory stays mapped."""
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+    def freeze(self) -> None:
+        """Keep the count as it is now and unmap the memory (the worker has ended): the
+        mapping holds a descriptor of its own, not to be kept beyond the run."""
+        mapping, self._map = self._map, None
+        if mapping is not None:
+            self._final = int(self._view[0])
+            self._view.release()
+            mapping.close()
+
+
+def shareable() -> bool:
+    """Whether a :class:`SharedCount` can be passed to a spawned or forkserver worker."""
+    return _MEMFD
+
+
+def _rebuild_count(fd: Any) -> SharedCount:
+    count = SharedCount(fd.detach())
+    count.close()
+    return count
 
 
 class ForkProcess:

@@ -30,7 +30,7 @@ from ._errors import (
     WorkerDiedError,
 )
 from ._hosting import LocalHost, Reports
-from ._pipes import Conn, ForkProcess, SharedCount, pipe, wait
+from ._pipes import Conn, ForkProcess, SharedCount, pipe, shareable, wait
 from ._stages import Role, StageSpec
 from ._state import StageState
 from ._transport import Endpoint, PickleFailure
@@ -46,6 +46,13 @@ _PARENT_FDS: set[int] = set()
 the parent holds what the worker watches."""
 
 _runs = itertools.count()
+
+
+class _NoCount:
+    value = 0  # no worker has started: it has taken nothing
+
+
+_NO_COUNT = _NoCount()
 
 
 def default_start_method() -> str:
@@ -70,7 +77,9 @@ class Launcher:
         """A count shared with a worker (``.value``), to pass in its payload."""
         if self._ctx is None:
             return SharedCount()
-        return self._ctx.RawValue("q", 0)
+        if shareable():
+            return SharedCount.passable()
+        return self._ctx.RawValue("q", 0)  # pragma: no cover - no memfd_create (not Linux)
 
     def process(self, target: Any, args: tuple[Any, ...], name: str) -> Any:
         """A worker process, not started, running ``target(*args)``."""
@@ -246,8 +255,8 @@ class ProcessHost(LocalHost):
         self._killed = False
         self._cpu: float | None = None
         # The same count, written by the worker as it takes each item (a plain shared int,
-        # no lock): what a dead worker was on.
-        self._progress: Any = launcher.count()
+        # no lock): what a dead worker was on. Made as the worker starts.
+        self._progress: Any = _NO_COUNT
         # What went to the worker and is not done with: (position of its first item, batch).
         self._batches: deque[tuple[int, list[object]]] = deque()
         self._sent = 0  # items passed to the worker
@@ -267,6 +276,7 @@ class ProcessHost(LocalHost):
         conn, child_conn = pipe(duplex=True)
         control_r, control_w = pipe(duplex=False)
         status_r, status_w = pipe(duplex=False)
+        self._progress = self._launcher.count()
         mine = (conn.fileno(), control_w.fileno(), status_r.fileno(), self._wake_r, self._wake_w)
         _PARENT_FDS.update(mine)
         payload = Payload(
@@ -306,6 +316,8 @@ class ProcessHost(LocalHost):
         finally:
             for end in (child_conn, control_r, status_w):
                 end.close()
+            if isinstance(self._progress, SharedCount):
+                self._progress.close()  # the worker has its own descriptor, or the mapping
         self._endpoint = Endpoint(conn)
 
     def cancel(self) -> None:
@@ -534,7 +546,9 @@ class ProcessHost(LocalHost):
                 return self._supervisor.record(exc, self, stopping=True)
 
     def _close_ends(self) -> None:
-        """Close this process's ends of the worker's pipes (once)."""
+        """Close this process's ends of the worker's pipes (once), and unmap its count."""
+        if isinstance(self._progress, SharedCount):
+            self._progress.freeze()  # the worker is gone, or never ran
         if self._endpoint is not None:
             self._endpoint.close()
             self._endpoint = None

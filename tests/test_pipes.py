@@ -8,10 +8,11 @@ import signal
 import sys
 import tempfile
 import threading
+from typing import Any
 
 import pytest
 
-from pipeline_executor._pipes import Conn, ForkProcess, SharedCount, pipe, wait
+from pipeline_executor._pipes import Conn, ForkProcess, SharedCount, pipe, shareable, wait
 
 WAIT = 10.0
 
@@ -191,6 +192,9 @@ def test_a_fork_process_shares_a_count_and_is_killed_and_joined() -> None:
     process.join(WAIT)
     assert process.exitcode == 0
     assert count.value == 12345678901
+    count.close()
+    count.freeze()
+    assert count.value == 12345678901
 
     reader, writer = pipe(duplex=False)
     process = ForkProcess(child_exits, ("wait", None, reader), "child")
@@ -202,6 +206,43 @@ def test_a_fork_process_shares_a_count_and_is_killed_and_joined() -> None:
     assert pid_and_code(process)[1] == -signal.SIGKILL
     reader.close()
     writer.close()
+
+
+def count_to(count: SharedCount, value: int) -> None:
+    """What a spawned child does with a count it was passed."""
+    count.value = value
+
+
+def _count_descriptors() -> int:
+    return sum(
+        "memfd:pipeline-count" in os.readlink(f"/proc/self/fd/{fd}")
+        for fd in os.listdir("/proc/self/fd")
+        if os.path.exists(f"/proc/self/fd/{fd}")
+    )
+
+
+@pytest.mark.skipif(not shareable(), reason="a spawned child shares a count through memfd")
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+def test_a_spawned_child_shares_a_count_which_freezes_and_holds_no_descriptor(
+    method: str,
+) -> None:
+    """A count handed to a spawned or forkserver child is the same memory (without
+    multiprocessing's heap); closed and frozen, it keeps its last value and no descriptor."""
+    import multiprocessing
+
+    before = _count_descriptors()
+    count = SharedCount.passable()
+    context: Any = multiprocessing.get_context(method)
+    process = context.Process(target=count_to, args=(count, 7))
+    process.start()
+    count.close()  # the child has its own descriptor now
+    process.join(WAIT)
+    assert process.exitcode == 0
+    assert count.value == 7
+    count.freeze()
+    count.freeze()  # again: nothing
+    assert count.value == 7
+    assert _count_descriptors() == before
 
 
 def test_a_fork_that_fails_leaks_no_descriptor(monkeypatch: pytest.MonkeyPatch) -> None:
