@@ -46,12 +46,19 @@ class Conn:
     """One end of a worker's pipe: messages framed by their length, pickled objects or raw
     bytes; on a duplex pipe (a Unix socket), file descriptors too. Each direction is read by
     one thread at a time; several may write short messages (a control pipe's requests): one
-    of up to 4 KiB with its header goes out in a single write, which no other write splits."""
+    of up to 4 KiB with its header goes out in a single write, which no other write splits.
 
-    __slots__ = ("_fd",)
+    ``drain``, where set, reads one message from the peer: it is called whenever a write would
+    block, so that this end never waits to write while the peer waits to write to it (a
+    deadlock once both messages outgrow the pipe). A worker's end has it: its parent may be
+    writing a batch of items while the worker writes its results.
+    """
+
+    __slots__ = ("_fd", "drain")
 
     def __init__(self, fd: int) -> None:
         self._fd = fd
+        self.drain: Callable[[], None] | None = None
 
     def __repr__(self) -> str:
         return f"Conn({self._fd})"
@@ -83,16 +90,31 @@ class Conn:
         """Send ``data`` as one message.
 
         Raises:
-            OSError: the peer is gone (``BrokenPipeError``), or this end is closed.
+            OSError: the peer is gone (a ``ConnectionError``), or this end is closed.
+        """
+        self.send_frames((data,))
+
+    def send_frames(self, frames: Sequence[bytes | bytearray | memoryview]) -> None:
+        """Send each of ``frames`` as a message, in order: with a single write while together
+        they are small (one wake of the reader, not one per message).
+
+        Raises:
+            OSError: as :meth:`send_bytes`.
         """
         fd = self.fileno()
-        view = memoryview(data).cast("B")
-        header = _HEADER.pack(view.nbytes)
-        if view.nbytes <= _JOIN_AT:
-            _write(fd, memoryview(header + view))
-        else:
-            _write(fd, memoryview(header))
-            _write(fd, view)
+        views = [memoryview(frame).cast("B") for frame in frames]
+        small = sum(view.nbytes for view in views) <= _JOIN_AT
+        joined = bytearray()
+        for view in views:
+            joined += _HEADER.pack(view.nbytes)
+            if small or view.nbytes <= _JOIN_AT:
+                joined += view
+            else:
+                _write(fd, memoryview(joined), self.drain)
+                _write(fd, view, self.drain)
+                joined = bytearray()
+        if joined:
+            _write(fd, memoryview(joined), self.drain)
 
     def recv_bytes(self) -> bytearray:
         """The next message's bytes, waiting for it.
@@ -164,10 +186,31 @@ def _rebuild(fd: Any) -> Conn:
     return Conn(fd.detach())
 
 
-def _write(fd: int, view: memoryview) -> None:
+def _write(fd: int, view: memoryview, drain: Callable[[], None] | None) -> None:
     done = 0
-    while done < view.nbytes:  # a pipe takes a large write in parts
-        done += os.write(fd, view[done:])
+    if drain is None:
+        while done < view.nbytes:  # a pipe takes a large write in parts
+            done += os.write(fd, view[done:])
+        return
+    import _socket
+
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM, 0, fd)  # a duplex end
+    try:
+        if sock.gettimeout() is not None:  # socket.setdefaulttimeout() made it non-blocking
+            sock.settimeout(None)
+        while done < view.nbytes:
+            try:
+                done += sock.send(view[done:], _socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                poller = select.poll()
+                poller.register(fd, select.POLLIN | select.POLLOUT)
+                if any(events & ~select.POLLOUT for _, events in poller.poll()):
+                    try:
+                        drain()  # the peer may be waiting to write to us: read it first
+                    except EOFError:
+                        raise BrokenPipeError("the peer closed its end") from None
+    finally:
+        sock.detach()
 
 
 def _read(fd: int, size: int) -> bytearray:

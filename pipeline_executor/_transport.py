@@ -219,8 +219,12 @@ class Endpoint:
 
     def send(self, message: tuple[Any, ...]) -> None:
         """Send ``message``, with the ids of the peer's segments we no longer see."""
+        self._conn.send_bytes(self._message(message))
+
+    def _message(self, message: tuple[Any, ...]) -> bytes:
+        """``message`` pickled, with the ids of the peer's segments we no longer see."""
         released = self._take_released()
-        self._conn.send((*message, released))
+        return pickle.dumps((*message, released), protocol=pickle.HIGHEST_PROTOCOL)
 
     def receive(self) -> tuple[Any, ...]:
         """The peer's next message (without the releases, which are applied here).
@@ -243,8 +247,11 @@ class Endpoint:
 
     # -- batches -------------------------------------------------------------------------
 
-    def send_batch(self, header: tuple[Any, ...], items: list[Any]) -> None:
-        """Send ``header`` and the batch ``items`` after it.
+    def send_batch(
+        self, header: tuple[Any, ...], items: list[Any], before: tuple[Any, ...] | None = None
+    ) -> None:
+        """Send ``header`` and the batch ``items`` after it, and the message ``before``
+        (where given) ahead of them, with one write while they are small.
 
         Raises:
             PickleFailure: naming the first item that does not pickle.
@@ -261,11 +268,15 @@ class Endpoint:
                 where = "new"  # the peer gets its descriptor with this message
                 new.append(segment)
             descriptors.append((where, segment_id, offset, size))
-        self.send((*header, descriptors, len(new)))
-        if new:
-            self._conn.send_fds([segment.fd for segment in new])
-            for segment in new:
-                segment.sent = True
+        first = () if before is None else (self._message(before),)
+        message = self._message((*header, descriptors, len(new)))
+        if not new:  # the header and the batch in one write
+            self._conn.send_frames((*first, message, data))
+            return
+        self._conn.send_frames((*first, message))
+        self._conn.send_fds([segment.fd for segment in new])
+        for segment in new:
+            segment.sent = True
         self._conn.send_bytes(data)
 
     def _pickle(

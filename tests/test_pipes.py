@@ -41,6 +41,86 @@ def test_a_message_arrives_whole_whatever_its_size(duplex: bool, size: int) -> N
     assert not sender.is_alive()
 
 
+@pytest.mark.parametrize("sizes", [(3, 0, 40), (1 << 16, 1), (10, 5 << 20, 7)])
+def test_frames_arrive_as_separate_messages_in_order(sizes: tuple[int, ...]) -> None:
+    """Frames sent together (joined in one write while small, apart once one is large)
+    arrive as the messages they were."""
+    reader, writer = pipe(duplex=True)
+    frames = [bytes([n % 251]) * n for n in sizes]
+    sender = threading.Thread(target=writer.send_frames, args=(frames,))
+    sender.start()
+    try:
+        assert [reader.recv_bytes() for _ in frames] == frames
+    finally:
+        sender.join(WAIT)
+        reader.close()
+        writer.close()
+    assert not sender.is_alive()
+
+
+@pytest.mark.parametrize("drained", [True, False])
+def test_an_end_with_a_drain_reads_its_peer_while_both_write_more_than_a_pipe_holds(
+    drained: bool,
+) -> None:
+    """Both ends write a message larger than the pipe holds, each before reading: the end
+    with a drain reads the peer's message while its own write would block, so both arrive
+    (without one, both writers wait on each other for good: the peer's write times out)."""
+    ours, theirs = pipe(duplex=True)
+    big = bytes(range(256)) * (16 << 10)  # 4 MiB
+    got: list[bytes] = []
+    if drained:
+        ours.drain = lambda: got.append(bytes(ours.recv_bytes()))
+    theirs_got: list[bytes] = []
+
+    def peer() -> None:
+        theirs.send_bytes(big[::-1])
+        theirs_got.append(bytes(theirs.recv_bytes()))
+
+    other = threading.Thread(target=peer, daemon=True)
+    other.start()
+    if not drained:
+        ours.send_bytes(big[:100])  # small: it fits, and the peer's write still blocks
+        other.join(0.2)
+        assert other.is_alive()  # nobody reads its message
+        assert ours.recv_bytes() == big[::-1]  # read, so that the peer can end
+        other.join(WAIT)
+        assert theirs_got == [big[:100]]
+    else:
+        ours.send_bytes(big)  # blocks partway; drains the peer's message meanwhile
+        other.join(WAIT)
+        assert not other.is_alive()
+        assert got == [big[::-1]]
+        assert theirs_got == [big]
+    ours.close()
+    theirs.close()
+
+
+def test_a_drain_that_meets_the_peers_end_is_a_broken_pipe() -> None:
+    """The peer's message is cut short while the drain reads it: the write that was waiting
+    raises a ConnectionError (the peer is gone), as a write to a gone peer does."""
+    ours, theirs = pipe(duplex=True)
+    draining = threading.Event()
+
+    def drain() -> None:
+        draining.set()
+        ours.recv_bytes()
+
+    ours.drain = drain
+
+    def peer() -> None:
+        os.write(theirs.fileno(), (1 << 20).to_bytes(8, "big") + b"only part")
+        draining.wait(WAIT)
+        theirs.close()
+
+    other = threading.Thread(target=peer)
+    other.start()
+    with pytest.raises(ConnectionError):  # reset, or the end inside the peer's message
+        ours.send_bytes(bytes(8 << 20))  # the peer reads nothing: the write blocks
+    other.join(WAIT)
+    assert draining.is_set()
+    ours.close()
+
+
 def test_a_duplex_pipe_carries_messages_both_ways() -> None:
     ours, theirs = pipe(duplex=True)
     ours.send(("need", 1, 2, True))

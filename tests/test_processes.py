@@ -98,7 +98,7 @@ def test_a_slow_stages_results_leave_the_worker_as_they_are_made() -> None:
 
 def test_large_items_inside_the_pipe_both_ways_do_not_deadlock() -> None:
     """Inputs and results too large for the pipe's buffer, both ways at once, all arrive:
-    a worker reads the answer to its early request for input before it writes a batch."""
+    a worker whose write would block reads what its parent is writing to it meanwhile."""
     pipeline = Pipeline.source(ps.big_strings, buffer=4, n=120, size=300_000).then(
         ps.big_bytes, buffer=4, processes=2
     )

@@ -92,6 +92,30 @@ def test_a_buffer_passed_back_returns_as_a_view_of_the_senders_own_segment() -> 
         theirs.close()
 
 
+@pytest.mark.parametrize("size", [10, 3 << 20])
+def test_a_message_sent_before_a_batch_arrives_first(size: int) -> None:
+    """A message that rides with a batch (small ones share its write; a batch with a new
+    segment goes apart) arrives before the batch, and the batch whole."""
+    np: Any = pytest.importorskip("numpy")
+    ours, theirs = pipe(duplex=True)
+    sender, receiver = Endpoint(ours), Endpoint(theirs)
+    try:
+        array = np.arange(size, dtype=np.uint8)
+        sender.send_batch(("out", 3), [array, "x"], before=("need", 2, 40, False))
+        assert receiver.receive() == ("need", 2, 40, False)
+        message = receiver.receive()
+        assert message[:2] == ("out", 3)
+        got = receiver.receive_batch(message)
+        assert bool((got[0] == array).all())
+        assert got[1] == "x"
+        del got
+    finally:
+        sender.close()
+        receiver.close()
+        ours.close()
+        theirs.close()
+
+
 @pytest.mark.skipif(not hasattr(os, "memfd_create"), reason="shared memory needs memfd (Linux)")
 def test_a_large_copy_is_whole_when_no_helper_thread_can_start(
     monkeypatch: pytest.MonkeyPatch,
