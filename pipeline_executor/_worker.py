@@ -14,7 +14,9 @@ the buffer bounds stay exact across the boundary: every item it was passed count
 upstream until it says it is done with it. Outputs go back in batches, flushed when a batch
 is full, when the worker is about to wait, or when the last batch left :data:`LINGER` seconds
 ago or more (so a slow stage's results leave one by one, as they are made, and a fast one's
-at most every ``LINGER``).
+at most every ``LINGER``); a result made within ``LINGER`` of the last batch, followed by a
+long stretch of the stage's own code, is sent by the linger thread ``LINGER`` after that
+batch, not when the stage next yields or reads.
 
 Messages, parent -> worker: ``("go", n)``, ``("items", ...)``, ``("end",)``, ``("none",)``,
 ``("credit", n)``. Worker -> parent: ``("ready",)``, ``("need", done, most, wait)`` (``done``:
@@ -53,7 +55,17 @@ from ._meter import ItemCounters, Meter
 from ._pipes import Conn, wait
 from ._transport import Endpoint, PickleFailure
 
-__all__ = ["BATCH", "HELD", "LINGER", "TARGET", "Payload", "main", "rebuild_exception"]
+__all__ = [
+    "BATCH",
+    "COSTLY",
+    "HELD",
+    "LINGER",
+    "TARGET",
+    "Payload",
+    "Worker",
+    "main",
+    "rebuild_exception",
+]
 
 BATCH = 256
 """The most items a batch carries."""
@@ -64,8 +76,13 @@ Each batch wakes two of the parent's threads, which take a core from a worker wh
 core is busy: a batch every 5 ms cost 2 workers of a pure-Python stage 1% more time than one
 every 20 ms, and the parent 30% more CPU (as the Ray engine's ``linger``)."""
 
+COSTLY = 0.001
+"""Seconds a result's sending takes, from which results no longer linger (:data:`LINGER`)."""
+
 TARGET = 0.02
 """Seconds of the worker's own work an input batch should hold, as last measured."""
+
+_perf = time.perf_counter
 
 HELD = {signal.SIGINT, signal.SIGTERM}
 """The signals a worker process starts with blocked (its parent's thread blocks them while it
@@ -121,7 +138,10 @@ class _Stop(Exception):
     """The parent asked this worker to stop (internal to this module)."""
 
 
-class _Worker:
+class Worker:
+    """One worker process's side of the pipe: its input, its results, and what the parent
+    was told."""
+
     def __init__(
         self,
         conn: Conn,
@@ -148,10 +168,24 @@ class _Worker:
         self.asked_done = 0  # and how many items the generator was done with then
         self.cancelled = False  # the input has raised the cancellation once
         self.taken = 0
-        self.credits = 0
+        # Slots of the output buffer: granted by the parent (counted under the lock) and
+        # used by the main thread (counted by it alone, without the lock).
+        self.granted = 0
+        self.used = 0
         self.go = False  # the parent's word to run the stage has come
-        self.pending: list[object] = []
+        # Results not sent yet: the main thread appends, a send takes from the left (either
+        # thread's, under the lock), so the main thread appends without the lock.
+        self.pending: deque[object] = deque()
         self.flushed_at = 0.0  # when the last batch of results was sent
+        self.linger = LINGER  # how long results may wait for more to go with them
+        # Held by the main thread while it runs this module's code (never the stage's), and
+        # by the linger thread while it sends results that waited too long: one of them at a
+        # time uses the pipe and this object.
+        self.lock = threading.Lock()
+        self.results_wait = threading.Condition(self.lock)  # the linger thread waits on it
+        self.lingering = False  # the linger thread waits for a first result to come
+        self.failed: BaseException | None = None  # what the linger thread's send raised
+        self.closed = False  # the last message has gone: nothing more is sent
         self.label = ""
         self.title = title
         self.counters = ItemCounters()
@@ -173,6 +207,35 @@ class _Worker:
             elif request == b"w":
                 where = location(self.main_ident) or "nowhere"
                 self.status.send_bytes(where.encode())
+
+    # -- the linger thread ---------------------------------------------------------------
+
+    def send_lingering(self) -> None:
+        """Send results that have waited :attr:`linger` while the stage's own code runs
+        (otherwise the main thread sends them as it makes its next result or waits): a
+        result is never held back longer than that, however long the next one takes."""
+        with self.lock:
+            while not (self.closed or self.failed):
+                if not self.pending:
+                    self.lingering = True
+                    if not self.pending:  # the main thread appends without the lock: it
+                        self.results_wait.wait()  # saw lingering set, or we see its result
+                    self.lingering = False
+                    continue
+                left = self.flushed_at + self.linger - time.perf_counter()
+                if left > 0:
+                    self.results_wait.wait(left)
+                    continue
+                try:
+                    self.flush()
+                except BaseException as exc:  # for the main thread to raise, as its own
+                    self.failed = exc
+
+    def raise_failed(self) -> None:
+        """Raise what the linger thread's send raised (called with the lock held)."""
+        failed = self.failed
+        if failed is not None:
+            raise failed
 
     # -- talking to the parent -----------------------------------------------------------
 
@@ -203,9 +266,9 @@ class _Worker:
             self.asking = False
             self.refused = True
         elif kind == "credit":
-            self.credits += message[1]
+            self.granted += message[1]
         elif kind == "go":
-            self.credits += message[1]
+            self.granted += message[1]
             self.go = True
 
     def wait_go(self) -> None:
@@ -227,15 +290,17 @@ class _Worker:
         is due within a batch, or now (``waiting``: the worker is out of input), since every
         message wakes the parent, which takes a core from a worker while all are busy."""
         self.report_counts()
-        if self.pending:
-            batch = self.pending.copy()
-            self.pending.clear()  # the same list: the main loop holds it
+        pending = self.pending
+        if pending:
+            popleft = pending.popleft
+            batch = [popleft() for _ in range(len(pending))]
             need = None
             if self.takes_input and not (self.asking or self.input_ended):
                 if waiting:
                     need = self._need(self.taken, wait=True)
                 elif len(self.inbox) <= self.want and not self.refused:
                     need = self._need(self.taken - 1, wait=False)
+            started = time.perf_counter()
             try:
                 self.endpoint.send_batch(("out", self.taken), batch, before=need)
             except PickleFailure as failure:
@@ -248,7 +313,10 @@ class _Worker:
                     failure.error,
                 ) from failure.error
             self.sent += len(batch)
-            self.flushed_at = time.perf_counter()
+            self.flushed_at = now = time.perf_counter()
+            # Results this costly to send (a large buffer's copy) gain nothing from waiting
+            # for company: the next ones leave as they are made.
+            self.linger = LINGER if now - started < COSTLY * len(batch) else 0.0
 
     # -- the generator's input -----------------------------------------------------------
 
@@ -271,27 +339,16 @@ class _Worker:
         return ("need", done, self.want, wait)
 
     def next_input(self) -> object:
+        """The generator's next input item. Without the lock while the inbox holds items and
+        no request is due (the linger thread's sends only add to the inbox, and a decision
+        to ask is taken again under the lock)."""
+        if self.failed is not None:
+            raise self.failed
         if self.cancelled:
             raise StopIteration  # a stage that swallowed the cancellation still ends
         inbox = self.inbox
-        try:
-            while not inbox:
-                if self.stop_requested:
-                    raise _Stop
-                if self.input_ended:
-                    raise StopIteration
-                if not self.conn.poll(0):  # about to wait: its outputs go first
-                    self.flush(waiting=True)
-                    if inbox or self.input_ended:  # an answer came while the flush wrote
-                        continue
-                    if not self.asking:
-                        self.ask(self.taken, wait=True)
-                # (An early request's answer, read only now, is usually here already: no
-                # flush then, which would cost the parent a wake per batch of input.)
-                self.handle(self.receive())
-        except _Stop:
-            self.cancelled = True
-            raise Cancelled from None
+        if not inbox:
+            self._wait_input()
         if self.stop_requested:
             self.cancelled = True
             raise Cancelled
@@ -299,20 +356,86 @@ class _Worker:
         self.progress.value = self.taken
         item = inbox.popleft()
         if len(inbox) <= self.want // 2 and not (self.asking or self.refused or self.input_ended):
-            self.ask(self.taken - 1, wait=False)  # the next batch, before this one runs out
+            self._ask_early()
         return item
 
+    def _ask_early(self) -> None:
+        """Ask for the next batch before this one runs out, unless the linger thread's send
+        has just asked (or been answered) meanwhile."""
+        with self.lock:
+            if not (self.asking or self.refused or self.input_ended):
+                self.ask(self.taken - 1, wait=False)
+
+    def _wait_input(self) -> None:
+        """Until the inbox holds an item: raises StopIteration at the input's end."""
+        inbox = self.inbox
+        with self.lock:
+            try:
+                while not inbox:
+                    if self.stop_requested:
+                        raise _Stop
+                    if self.input_ended:
+                        raise StopIteration
+                    if not self.conn.poll(0):  # about to wait: its outputs go first
+                        self.flush(waiting=True)
+                        if inbox or self.input_ended:  # an answer came while the flush wrote
+                            continue
+                        if not self.asking:
+                            self.ask(self.taken, wait=True)
+                    # (An early request's answer, read only now, is usually here already: no
+                    # flush then, which would cost the parent a wake per batch of input.)
+                    self.handle(self.receive())
+            except _Stop:
+                self.cancelled = True
+                raise Cancelled from None
+
     def wait_credit(self) -> None:
-        self.flush()
-        while self.credits == 0:
-            self.handle(self.receive())
+        with self.lock:
+            self.raise_failed()
+            self.flush()
+            while self.granted == self.used:
+                self.handle(self.receive())
+
+    def add(self, item: object) -> None:
+        """A result the generator made, in a slot it holds: sent with the next batch (see
+        :meth:`flush`). Without the lock, but to send."""
+        if self.failed is not None:
+            raise self.failed
+        pending = self.pending
+        pending.append(item)
+        self.used += 1
+        if len(pending) >= BATCH or _perf() - self.flushed_at >= self.linger:
+            with self.lock:
+                self.flush()
+        elif self.lingering:
+            self._watch()
+
+    def _watch(self) -> None:
+        """Wake the linger thread for a first result to watch (once: it runs when the GIL
+        lets it)."""
+        with self.lock:
+            if self.lingering:
+                self.lingering = False
+                self.results_wait.notify()
+
+    def finish(self, message: tuple[Any, ...], *, stopped: bool = False) -> None:
+        """Send the last results (none when ``stopped``: the parent drops them), the
+        operator's counts and ``message``, the last message of all."""
+        with self.lock:
+            if not stopped:
+                self.raise_failed()
+                self.flush()
+            self.closed = True
+            self.results_wait.notify()
+            self.report_counts()
+            self.endpoint.send(message)
 
 
 class _Input(Iterator[object]):
     """The iterator a process stage's generator reads its items from. Its ``meter`` holds
     what a per-item operator counts (the operator finds it there, as on a thread)."""
 
-    def __init__(self, worker: _Worker) -> None:
+    def __init__(self, worker: Worker) -> None:
         self._next = worker.next_input
         self.meter = Meter()
         worker.counters = self.meter.items
@@ -340,7 +463,7 @@ def main(
     what: tuple[Any, ...] = cast("tuple[Any, ...]", payload.obj)
     fn, args, kwargs, takes_input, has_output, single, label, name, progress = what
     title = f"worker process {name} (pid {os.getpid()})"
-    worker = _Worker(conn, control, status, title, progress)
+    worker = Worker(conn, control, status, title, progress)
     worker.label = label
     worker.takes_input = takes_input
     threading.Thread(target=worker.watch_control, name="pipeline-control", daemon=True).start()
@@ -354,15 +477,16 @@ def main(
             if not has_output:
                 value: object = result if single else None
                 del result
-                worker.report_counts()
-                worker.endpoint.send(("done", worker.taken, time.process_time(), value))
+                worker.finish(("done", worker.taken, time.process_time(), value))
                 return
             iterator = iter(cast("Iterable[object]", result))
             del result
-            pending = worker.pending
-            perf = time.perf_counter
+            threading.Thread(
+                target=worker.send_lingering, name="pipeline-linger", daemon=True
+            ).start()
+            add = worker.add
             while True:
-                if worker.credits == 0:
+                if worker.granted == worker.used:
                     worker.wait_credit()
                 if worker.stop_requested:
                     raise _Stop
@@ -370,16 +494,14 @@ def main(
                     item = next(iterator)
                 except StopIteration:
                     break
-                pending.append(item)
-                worker.credits -= 1
-                if len(pending) >= BATCH or perf() - worker.flushed_at >= LINGER:
-                    worker.flush()
-            worker.flush()
+                add(item)
+            with worker.lock:
+                worker.raise_failed()
+                worker.flush()
         except (Cancelled, _Stop):
             stopping = True
             _close(iterator)
-            worker.report_counts()
-            worker.endpoint.send(("stopped", worker.taken, time.process_time()))
+            worker.finish(("stopped", worker.taken, time.process_time()), stopped=True)
             return
         except BaseException as exc:
             stopping = raised_while_cancelled(exc) or worker.cancelled
@@ -388,8 +510,7 @@ def main(
             _close(iterator)
         finally:
             iterator = None
-        worker.report_counts()
-        worker.endpoint.send(("done", worker.taken, time.process_time(), None))
+        worker.finish(("done", worker.taken, time.process_time(), None))
     except BaseException as exc:
         try:
             _send_error(exc, stopping or raised_while_cancelled(exc), worker)
@@ -405,7 +526,7 @@ def _close(iterator: object) -> None:
         close()
 
 
-def _send_error(exc: BaseException, stopping: bool, worker: _Worker) -> None:
+def _send_error(exc: BaseException, stopping: bool, worker: Worker) -> None:
     import traceback  # lazily, as cloudpickle: only a failure needs them
 
     import cloudpickle
@@ -420,8 +541,11 @@ def _send_error(exc: BaseException, stopping: bool, worker: _Worker) -> None:
         name = f"{type(exc).__module__}.{type(exc).__qualname__}"
         error = RemoteStageError(name, str(exc), text)
         data = cloudpickle.dumps((RemoteStageError, error.args, error.__dict__))
-    worker.report_counts()
-    worker.endpoint.send(("error", data, text, stopping, worker.taken, time.process_time()))
+    with worker.lock:
+        worker.closed = True
+        worker.results_wait.notify()
+        worker.report_counts()
+        worker.endpoint.send(("error", data, text, stopping, worker.taken, time.process_time()))
 
 
 def rebuild_exception(data: bytes) -> BaseException:

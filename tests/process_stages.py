@@ -241,6 +241,18 @@ def acknowledged(xs: Iterable[int], ack: Any) -> Iterator[object]:
         time.sleep(0.02)  # sleep-ok: the stage's work on the next item
 
 
+def pairs_acknowledged(xs: Iterable[int], ack: Any) -> Iterator[object]:
+    """Yields two results for each item, back to back, then waits for the caller to
+    acknowledge the second (yielding "late" if that took 5 s): the second waits, unsent,
+    while the stage's own code runs."""
+    for x in xs:
+        yield (x, "a")
+        yield (x, "b")
+        if not ack.wait(5.0):
+            yield "late"
+        ack.clear()
+
+
 def fail_at(xs: Iterable[int], at: int) -> Iterator[int]:
     """Passes items on; raises StageError on item ``at``."""
     for x in xs:

@@ -96,6 +96,23 @@ def test_a_slow_stages_results_leave_the_worker_as_they_are_made() -> None:
     assert got == [0, 1, 2, 3, 4]
 
 
+@pytest.mark.parametrize("method", ["fork", "forkserver"])
+def test_a_result_made_just_after_another_is_not_held_while_the_stage_works(method: str) -> None:
+    """A result made within LINGER of the last batch waits for company at most LINGER, even
+    while the stage's own code runs long before its next result: each pair reaches the caller
+    while the worker waits for its receipt."""
+    import multiprocessing
+
+    ack = multiprocessing.get_context(method).Event()
+    pipeline = Pipeline.source(ps.numbers, n=3).then(ps.pairs_acknowledged, processes=1, ack=ack)
+    got: list[object] = []
+    for item in pipeline.iter(start_method=method):
+        got.append(item)
+        if isinstance(item, tuple) and item[1] == "b":
+            ack.set()
+    assert got == [(x, half) for x in range(3) for half in "ab"]
+
+
 def test_large_items_inside_the_pipe_both_ways_do_not_deadlock() -> None:
     """Inputs and results too large for the pipe's buffer, both ways at once, all arrive:
     a worker whose write would block reads what its parent is writing to it meanwhile."""
