@@ -393,7 +393,7 @@ class Worker:
         with self.lock:
             self.raise_failed()
             self.flush()
-            while self.granted == self.used:
+            while self.granted <= self.used:
                 self.handle(self.receive())
 
     def add(self, item: object) -> None:
@@ -486,7 +486,7 @@ def main(
             ).start()
             add = worker.add
             while True:
-                if worker.granted == worker.used:
+                if worker.granted <= worker.used:
                     worker.wait_credit()
                 if worker.stop_requested:
                     raise _Stop
