@@ -90,6 +90,11 @@ for the GIL, and for a CPU on a loaded machine: a pure-Python stage on 2 threads
 SATURATED = 0.9
 """A process using this share of the CPUs it may run on is limited by them, not by threads."""
 
+ON_CPU = 0.75
+"""Worker processes that compute (see :data:`COMPUTING`) but were on a CPU for less than this
+share of their busy time also waited, on I/O or for CPUs that other work held: a pure-Python
+stage on 2 workers measured 0.95-1.00 on the quiet machine here, 0.6 beside a test run."""
+
 
 class BufferView(Protocol):
     """What the verdict reads of a buffer (see ``BufferStatistics``)."""
@@ -373,6 +378,13 @@ class _Reading:
                 "cheaper or use more cores"
             )
         if stage.busy > 0 and cores * self.elapsed >= COMPUTING * stage.busy:
+            on_cpu = cores * self.elapsed / stage.busy
+            if on_cpu < ON_CPU:
+                return (
+                    f"its {n} worker process(es) were on a CPU for {on_cpu:.0%} of their busy "
+                    f"time ({cores:.1f} CPUs) and waited the rest, on I/O or for CPUs that "
+                    f"other work held: give {stage.name!r} more processes if CPUs are free"
+                )
             return (
                 f"its {n} worker process(es) compute all the time ({cores:.1f} CPUs): give "
                 f"{stage.name!r} more processes"

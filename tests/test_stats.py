@@ -146,6 +146,23 @@ def test_verdict_on_worker_processes_that_compute_advises_more_processes() -> No
     )
 
 
+def test_verdict_on_worker_processes_short_of_cpu_says_they_also_waited() -> None:
+    """Workers busy all the time but on a CPU for 60% of it (a machine busy with other work,
+    or I/O): not "compute all the time"; more processes only if CPUs are free."""
+    stats = run_of(
+        stage(1, "source", busy=1.0, blocked=9.0, cpu=0.3),
+        stage(2, "then", busy=19.5, threads=2, cpu=11.7, processes=True),
+        stage(3, "sink", busy=0.5, starved=9.5, cpu=0.2),
+        process_cpu=1.0,
+        cpus=8,
+    )
+    assert stats.verdict().endswith(
+        "-> its 2 worker process(es) were on a CPU for 60% of their busy time (1.2 CPUs) and "
+        "waited the rest, on I/O or for CPUs that other work held: give 's2' more processes if "
+        "CPUs are free"
+    )
+
+
 def test_verdict_on_worker_processes_that_fill_the_machine_says_so() -> None:
     """Workers and caller together keep every CPU busy: more processes will not help."""
     stats = run_of(
