@@ -130,17 +130,22 @@ def test_verdict_cpu_bound_under_the_gil_when_the_whole_process_uses_one_cpu() -
     )
 
 
+def _process_stage_run(workers_cpu: float, cpus: int) -> PipelineStats:
+    """A 10 s run whose middle stage has 2 worker processes, busy 98% of it, whose CPU in
+    all was ``workers_cpu`` seconds, on a machine of ``cpus`` CPUs."""
+    return run_of(
+        stage(1, "source", busy=1.0, blocked=9.0, cpu=0.3),
+        stage(2, "then", busy=19.5, threads=2, cpu=workers_cpu, processes=True),
+        stage(3, "sink", busy=0.5, starved=9.5, cpu=0.2),
+        process_cpu=1.0,
+        cpus=cpus,
+    )
+
+
 def test_verdict_on_worker_processes_that_compute_advises_more_processes() -> None:
     """A process stage computing on both its workers, CPUs to spare: more processes, and
     never the GIL (its CPU is its workers', not the caller's)."""
-    stats = run_of(
-        stage(1, "source", busy=1.0, blocked=9.0, cpu=0.3),
-        stage(2, "then", busy=19.5, threads=2, cpu=19.0, processes=True),
-        stage(3, "sink", busy=0.5, starved=9.5, cpu=0.2),
-        process_cpu=1.0,
-        cpus=8,
-    )
-    assert stats.verdict() == (
+    assert _process_stage_run(19.0, cpus=8).verdict() == (
         "bottleneck: 's2' (busy 98% on 2 worker process(es); upstream 's1' blocked 90%) -> "
         "its 2 worker process(es) compute all the time (1.9 CPUs): give 's2' more processes"
     )
@@ -149,14 +154,8 @@ def test_verdict_on_worker_processes_that_compute_advises_more_processes() -> No
 def test_verdict_on_worker_processes_short_of_cpu_says_they_also_waited() -> None:
     """Workers busy all the time but on a CPU for 60% of it (a machine busy with other work,
     or I/O): not "compute all the time"; more processes only if CPUs are free."""
-    stats = run_of(
-        stage(1, "source", busy=1.0, blocked=9.0, cpu=0.3),
-        stage(2, "then", busy=19.5, threads=2, cpu=11.7, processes=True),
-        stage(3, "sink", busy=0.5, starved=9.5, cpu=0.2),
-        process_cpu=1.0,
-        cpus=8,
-    )
-    assert stats.verdict().endswith(
+    verdict = _process_stage_run(11.7, cpus=8).verdict()
+    assert verdict.endswith(
         "-> its 2 worker process(es) were on a CPU for 60% of their busy time (1.2 CPUs) and "
         "waited the rest, on I/O or for CPUs that other work held: give 's2' more processes if "
         "CPUs are free"
@@ -165,14 +164,8 @@ def test_verdict_on_worker_processes_short_of_cpu_says_they_also_waited() -> Non
 
 def test_verdict_on_worker_processes_that_fill_the_machine_says_so() -> None:
     """Workers and caller together keep every CPU busy: more processes will not help."""
-    stats = run_of(
-        stage(1, "source", busy=1.0, blocked=9.0, cpu=0.3),
-        stage(2, "then", busy=19.5, threads=2, cpu=19.0, processes=True),
-        stage(3, "sink", busy=0.5, starved=9.5, cpu=0.2),
-        process_cpu=1.0,
-        cpus=2,
-    )
-    assert stats.verdict().endswith(
+    verdict = _process_stage_run(19.0, cpus=2).verdict()
+    assert verdict.endswith(
         "-> its 2 worker process(es) and this process kept the 2 CPU(s) busy (2.0 in use): "
         "more processes will not help; make 's2' cheaper or use more cores"
     )
