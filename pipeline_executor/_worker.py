@@ -418,11 +418,11 @@ class Worker:
                 self.lingering = False
                 self.results_wait.notify()
 
-    def finish(self, message: tuple[Any, ...], *, stopped: bool = False) -> None:
-        """Send the last results (none when ``stopped``: the parent drops them), the
-        operator's counts and ``message``, the last message of all."""
+    def finish(self, message: tuple[Any, ...], *, results: bool = True) -> None:
+        """Send the last results (not when the worker stops or failed: the parent drops
+        them), the operator's counts and ``message``, the last message of all."""
         with self.lock:
-            if not stopped:
+            if results:
                 self.raise_failed()
                 self.flush()
             self.closed = True
@@ -501,7 +501,7 @@ def main(
         except (Cancelled, _Stop):
             stopping = True
             _close(iterator)
-            worker.finish(("stopped", worker.taken, time.process_time()), stopped=True)
+            worker.finish(("stopped", worker.taken, time.process_time()), results=False)
             return
         except BaseException as exc:
             stopping = raised_while_cancelled(exc) or worker.cancelled
@@ -541,11 +541,7 @@ def _send_error(exc: BaseException, stopping: bool, worker: Worker) -> None:
         name = f"{type(exc).__module__}.{type(exc).__qualname__}"
         error = RemoteStageError(name, str(exc), text)
         data = cloudpickle.dumps((RemoteStageError, error.args, error.__dict__))
-    with worker.lock:
-        worker.closed = True
-        worker.results_wait.notify()
-        worker.report_counts()
-        worker.endpoint.send(("error", data, text, stopping, worker.taken, time.process_time()))
+    worker.finish(("error", data, text, stopping, worker.taken, time.process_time()), results=False)
 
 
 def rebuild_exception(data: bytes) -> BaseException:
