@@ -96,7 +96,7 @@ def test_a_slow_stages_results_leave_the_worker_as_they_are_made() -> None:
     assert got == [0, 1, 2, 3, 4]
 
 
-@pytest.mark.parametrize("method", ["fork", "forkserver"])
+@pytest.mark.parametrize("method", ["fork", "forkserver", "spawn"])
 def test_a_result_made_just_after_another_is_not_held_while_the_stage_works(method: str) -> None:
     """A result made within LINGER of the last batch waits for company at most LINGER, even
     while the stage's own code runs long before its next result: each pair reaches the caller
