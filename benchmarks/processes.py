@@ -3,7 +3,7 @@
 Run it with the environment ``python3 dev.py test`` makes (it has numpy):
 ``.venv/bin/python benchmarks/processes.py [--quick] [--only cpu|small|arrays|death|first]``.
 Each figure is the best of a few repeats, the contenders of a workload measured in interleaved
-rounds (this machine's speed drifts by 10-20% from minute to minute), each target checked
+rounds (a VM's speed can drift by 10-20% from minute to minute), each target checked
 against a baseline measured here and now:
 
 * pure-Python CPU, 4,000 items x 0.5 ms: 2 processes vs 1 (>= 1.9x, and within 10% of half
